@@ -1,0 +1,1 @@
+//! swinface-model

@@ -1,0 +1,1 @@
+//! A safe subset of Python's pickle format.
