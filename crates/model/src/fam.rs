@@ -1,0 +1,544 @@
+//! Multi-Level Channel Attention (the official `FeatureAttentionModule`, state-dict prefix
+//! `fam.`): one branch per task group, each conv -> CBAM channel gate -> spatial gate
+//! (none, CBAM or LANet) -> ReLU -> global pooling -> BatchNorm1d.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use tch::{nn, Kind, Tensor};
+
+use crate::layers::{BatchNorm, Conv2d, Linear};
+
+/// Branch BatchNorm1d: eps 2e-5, PyTorch's default momentum 0.1.
+const BRANCH_BN_EPS: f64 = 2e-5;
+const BRANCH_BN_MOMENTUM: f64 = 0.1;
+/// CBAM spatial gate: 7x7 conv, BatchNorm2d(eps 1e-5, momentum 0.01).
+const SPATIAL_KERNEL: i64 = 7;
+const SPATIAL_BN_EPS: f64 = 1e-5;
+const SPATIAL_BN_MOMENTUM: f64 = 0.01;
+/// CBAM channel gate bottleneck ratio.
+pub const CHANNEL_REDUCTION: i64 = 16;
+/// LANet bottleneck ratio (`int(in / 2.0)`) and the MAD drop probability.
+const LANET_REDUCTION: i64 = 2;
+pub const MAD_P: f64 = 0.6;
+
+/// How the branch conv sees its input channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConvMode {
+    /// One conv over all input channels.
+    Normal,
+    /// One conv per feature level (each local stage and the global map), outputs concatenated.
+    Split,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChannelAttention {
+    #[serde(rename = "none", alias = "None")]
+    None,
+    #[serde(rename = "CBAM", alias = "cbam")]
+    Cbam,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SpatialAttention {
+    #[serde(rename = "none", alias = "None")]
+    None,
+    #[serde(rename = "CBAM", alias = "cbam")]
+    Cbam,
+    #[serde(rename = "LANet", alias = "lanet")]
+    LaNet,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    Max,
+    Avg,
+}
+
+/// Which backbone features feed the FAM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FamFeature {
+    /// Local and global features concatenated (2112 channels in the released model).
+    All,
+    Global,
+    Local,
+}
+
+/// Lets YAML write the official `None` as `null` as well as `none`.
+pub(crate) fn null_as_none<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + NoneVariant,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_else(T::none))
+}
+
+pub(crate) trait NoneVariant {
+    fn none() -> Self;
+}
+
+impl NoneVariant for ChannelAttention {
+    fn none() -> Self {
+        Self::None
+    }
+}
+
+impl NoneVariant for SpatialAttention {
+    fn none() -> Self {
+        Self::None
+    }
+}
+
+/// Resolved FAM settings (built from `SwinFaceConfig::fam_config`, which derives the
+/// channel widths from the backbone). Default: the released SwinFace FAM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FamConfig {
+    /// Number of branches (one per task group).
+    pub branch_num: usize,
+    /// Channels of the FAM input.
+    pub in_chans: i64,
+    /// Channels of each feature level, in input order (split mode cuts the input there).
+    pub level_chans: Vec<i64>,
+    /// Width of every branch (512 in the official code).
+    pub feature_dim: i64,
+    pub kernel_size: i64,
+    /// One conv shared by all branches (`fam.conv.*`) instead of one per branch.
+    pub conv_shared: bool,
+    pub conv_mode: ConvMode,
+    pub channel_attention: ChannelAttention,
+    pub spatial_attention: SpatialAttention,
+    pub pooling: Pooling,
+    /// LANet heads per branch (used only with LANet spatial attention).
+    pub la_num_list: Vec<i64>,
+}
+
+impl Default for FamConfig {
+    fn default() -> Self {
+        Self {
+            branch_num: crate::heads::BRANCH_NUM,
+            in_chans: 2112,
+            level_chans: vec![192, 384, 768, 768],
+            feature_dim: 512,
+            kernel_size: 3,
+            conv_shared: false,
+            conv_mode: ConvMode::Split,
+            channel_attention: ChannelAttention::Cbam,
+            spatial_attention: SpatialAttention::None,
+            pooling: Pooling::Max,
+            la_num_list: vec![2; crate::heads::BRANCH_NUM],
+        }
+    }
+}
+
+impl FamConfig {
+    /// Output widths of the split convs: `feature_dim` shared out in proportion to the
+    /// level widths (largest remainder), which gives the official [47, 93, 186, 186] for
+    /// [192, 384, 768, 768] -> 512.
+    pub fn split_out_chans(&self) -> Vec<i64> {
+        proportional_split(self.feature_dim, &self.level_chans)
+    }
+}
+
+/// Shares `total` out in proportion to `weights`, rounding by largest remainder (ties to
+/// the earlier entry), so that the parts sum to `total`.
+pub fn proportional_split(total: i64, weights: &[i64]) -> Vec<i64> {
+    let sum: i64 = weights.iter().sum();
+    if sum <= 0 {
+        return vec![0; weights.len()];
+    }
+    let mut parts: Vec<i64> = weights.iter().map(|w| total * w / sum).collect();
+    let mut order: Vec<usize> = (0..weights.len()).collect();
+    // Remainders compared exactly as fractions over `sum`.
+    order.sort_by_key(|&i| std::cmp::Reverse(total * weights[i] % sum));
+    let missing = total - parts.iter().sum::<i64>();
+    for &i in order.iter().take(missing.max(0) as usize) {
+        parts[i] += 1;
+    }
+    parts
+}
+
+/// The branch conv (official `ConvLayer`): 'same'-padded, no bias.
+#[derive(Debug)]
+enum ConvLayer {
+    /// Key `conv.weight`.
+    Normal(Conv2d),
+    /// Keys `convs.j.weight`; `cuts` are the input channel widths.
+    Split { convs: Vec<Conv2d>, cuts: Vec<i64> },
+}
+
+impl ConvLayer {
+    fn new(path: &nn::Path, cfg: &FamConfig) -> Self {
+        let k = cfg.kernel_size;
+        let pad = (k - 1) / 2;
+        match cfg.conv_mode {
+            ConvMode::Normal => ConvLayer::Normal(Conv2d::new(
+                &(path / "conv"),
+                cfg.in_chans,
+                cfg.feature_dim,
+                k,
+                1,
+                pad,
+                false,
+            )),
+            ConvMode::Split => {
+                let convs = cfg
+                    .level_chans
+                    .iter()
+                    .zip(cfg.split_out_chans())
+                    .enumerate()
+                    .map(|(j, (&cin, cout))| {
+                        Conv2d::new(&(path / "convs" / j), cin, cout, k, 1, pad, false)
+                    })
+                    .collect();
+                ConvLayer::Split { convs, cuts: cfg.level_chans.clone() }
+            }
+        }
+    }
+
+    /// x: [B, in_chans, H, W] -> [B, feature_dim, H', W']
+    fn forward(&self, x: &Tensor) -> Tensor {
+        match self {
+            ConvLayer::Normal(conv) => conv.forward(x),
+            ConvLayer::Split { convs, cuts } => {
+                let mut start = 0;
+                let outputs: Vec<Tensor> = convs
+                    .iter()
+                    .zip(cuts)
+                    .map(|(conv, &width)| {
+                        let out = conv.forward(&x.narrow(1, start, width));
+                        start += width;
+                        out
+                    })
+                    .collect();
+                Tensor::cat(&outputs, 1)
+            }
+        }
+    }
+}
+
+/// Global max pooling over H, W. Max pooling (not `amax`) so that the gradient goes to
+/// one element per channel, as `AdaptiveMaxPool2d` / `max_pool2d` do.
+///
+/// x: [B, C, H, W] -> [B, C]
+fn global_max_pool(x: &Tensor) -> Tensor {
+    let (b, c) = (x.size()[0], x.size()[1]);
+    x.adaptive_max_pool2d([1, 1]).0.view([b, c])
+}
+
+/// x: [B, C, H, W] -> [B, C]
+fn global_avg_pool(x: &Tensor) -> Tensor {
+    x.mean_dim([2i64, 3].as_slice(), false, x.kind())
+}
+
+/// CBAM channel gate: `x * sigmoid(mlp(avgpool x) + mlp(maxpool x))`,
+/// mlp = Linear(C, C/16), ReLU, Linear(C/16, C) (keys `mlp.1`, `mlp.3`).
+#[derive(Debug)]
+struct ChannelGate {
+    fc1: Linear,
+    fc2: Linear,
+}
+
+impl ChannelGate {
+    fn new(path: &nn::Path, channels: i64) -> Self {
+        let hidden = channels / CHANNEL_REDUCTION;
+        let mlp = path / "mlp";
+        Self {
+            fc1: Linear::new(&(&mlp / "1"), channels, hidden, true),
+            fc2: Linear::new(&(&mlp / "3"), hidden, channels, true),
+        }
+    }
+
+    fn mlp(&self, x: &Tensor) -> Tensor {
+        self.fc2.forward(&self.fc1.forward(x).relu())
+    }
+
+    /// x: [B, C, H, W] -> [B, C, H, W]
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let (b, c) = (x.size()[0], x.size()[1]);
+        let logits = self.mlp(&global_avg_pool(x)) + self.mlp(&global_max_pool(x));
+        x * logits.sigmoid().view([b, c, 1, 1])
+    }
+}
+
+/// CBAM spatial gate: `x * sigmoid(bn(conv7x7([max_c x, mean_c x])))`
+/// (keys `spatial.conv.weight`, `spatial.bn.*`).
+#[derive(Debug)]
+struct SpatialGate {
+    conv: Conv2d,
+    bn: BatchNorm,
+}
+
+impl SpatialGate {
+    fn new(path: &nn::Path) -> Self {
+        let spatial = path / "spatial";
+        let pad = (SPATIAL_KERNEL - 1) / 2;
+        Self {
+            conv: Conv2d::new(&(&spatial / "conv"), 2, 1, SPATIAL_KERNEL, 1, pad, false),
+            bn: BatchNorm::new(&(&spatial / "bn"), 1, SPATIAL_BN_EPS, SPATIAL_BN_MOMENTUM),
+        }
+    }
+
+    /// x: [B, C, H, W] -> [B, C, H, W]
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let pooled = Tensor::cat(
+            &[x.amax([1i64].as_slice(), true), x.mean_dim([1i64].as_slice(), true, x.kind())],
+            1,
+        );
+        let scale = self.bn.forward_t(&self.conv.forward(&pooled), train).sigmoid();
+        x * scale
+    }
+}
+
+/// Multi-head LANet: each head Conv1x1(C -> C/2) -> ReLU -> Conv1x1(-> 1) -> sigmoid; the
+/// head maps go through MAD (when there is more than one head) and their maximum masks x
+/// (keys `LANets.i.conv1.weight`, `LANets.i.conv2.weight`).
+#[derive(Debug)]
+struct LaNets {
+    heads: Vec<(Conv2d, Conv2d)>,
+}
+
+impl LaNets {
+    fn new(path: &nn::Path, channels: i64, head_num: i64) -> Self {
+        let mid = channels / LANET_REDUCTION;
+        let heads = (0..head_num)
+            .map(|i| {
+                let p = path / "LANets" / i;
+                (
+                    Conv2d::new(&(&p / "conv1"), channels, mid, 1, 1, 0, false),
+                    Conv2d::new(&(&p / "conv2"), mid, 1, 1, 1, 0, false),
+                )
+            })
+            .collect();
+        Self { heads }
+    }
+
+    /// x: [B, C, H, W] -> [B, C, H, W]
+    ///
+    /// MAD runs in eval too: the official `LANets.forward` applies it whenever there is more
+    /// than one head, whatever the mode.
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let maps: Vec<Tensor> = self
+            .heads
+            .iter()
+            .map(|(conv1, conv2)| conv2.forward(&conv1.forward(x).relu()).sigmoid())
+            .collect();
+        let maps = Tensor::cat(&maps, 1);
+        let maps = if self.heads.len() != 1 { mad(&maps, MAD_P) } else { maps };
+        x * maps.amax([1i64].as_slice(), true)
+    }
+}
+
+/// Max Attention Drop: for each sample, with probability `p`, zero one head map chosen
+/// uniformly at random (the official mask from `randperm(C) == 0` and `rand < p`).
+///
+/// x: [B, C, H, W] -> [B, C, H, W]
+pub fn mad(x: &Tensor, p: f64) -> Tensor {
+    let (b, c) = (x.size()[0], x.size()[1]);
+    let options = (x.kind(), x.device());
+    let chosen = Tensor::randint(c, [b], (Kind::Int64, x.device())).one_hot(c).to_kind(x.kind());
+    let apply = Tensor::rand([b, 1], options).lt(p).to_kind(x.kind());
+    let keep = Tensor::ones([b, c], options) - chosen * apply;
+    x * keep.view([b, c, 1, 1])
+}
+
+#[derive(Debug)]
+enum SpatialGateKind {
+    None,
+    Cbam(SpatialGate),
+    LaNet(LaNets),
+}
+
+/// One FAM branch (official `FeatureAttentionNet`, keys `fam.nets.i.*`).
+#[derive(Debug)]
+struct FeatureAttentionNet {
+    conv: Option<ConvLayer>,
+    channel_attention: Option<ChannelGate>,
+    spatial_attention: SpatialGateKind,
+    pooling: Pooling,
+    norm: BatchNorm,
+}
+
+impl FeatureAttentionNet {
+    fn new(path: &nn::Path, cfg: &FamConfig, la_num: i64) -> Self {
+        let d = cfg.feature_dim;
+        let spatial_path = path / "spatial_attention";
+        Self {
+            conv: (!cfg.conv_shared).then(|| ConvLayer::new(&(path / "conv"), cfg)),
+            channel_attention: (cfg.channel_attention == ChannelAttention::Cbam)
+                .then(|| ChannelGate::new(&(path / "channel_attention"), d)),
+            spatial_attention: match cfg.spatial_attention {
+                SpatialAttention::None => SpatialGateKind::None,
+                SpatialAttention::Cbam => SpatialGateKind::Cbam(SpatialGate::new(&spatial_path)),
+                SpatialAttention::LaNet => {
+                    SpatialGateKind::LaNet(LaNets::new(&spatial_path, d, la_num))
+                }
+            },
+            pooling: cfg.pooling,
+            norm: BatchNorm::new(&(path / "norm"), d, BRANCH_BN_EPS, BRANCH_BN_MOMENTUM),
+        }
+    }
+
+    /// x: [B, in, H, W] (or [B, D, H, W] after a shared conv) -> [B, D]
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let mut x = match &self.conv {
+            Some(conv) => conv.forward(x),
+            None => x.shallow_clone(),
+        };
+        if let Some(gate) = &self.channel_attention {
+            x = gate.forward(&x);
+        }
+        x = match &self.spatial_attention {
+            SpatialGateKind::None => x,
+            SpatialGateKind::Cbam(gate) => gate.forward_t(&x, train),
+            SpatialGateKind::LaNet(lanets) => lanets.forward(&x),
+        };
+        let x = x.relu();
+        let pooled = match self.pooling {
+            Pooling::Max => global_max_pool(&x),
+            Pooling::Avg => global_avg_pool(&x),
+        };
+        self.norm.forward_t(&pooled, train)
+    }
+}
+
+/// The whole FAM (official `FeatureAttentionModule`).
+#[derive(Debug)]
+pub struct FeatureAttentionModule {
+    conv: Option<ConvLayer>,
+    nets: Vec<FeatureAttentionNet>,
+}
+
+impl FeatureAttentionModule {
+    /// Builds the FAM under `path` (normally `root / "fam"`). `cfg` is assumed validated
+    /// (`SwinFaceConfig::validate`).
+    pub fn new(path: &nn::Path, cfg: &FamConfig) -> Self {
+        let conv = cfg.conv_shared.then(|| ConvLayer::new(&(path / "conv"), cfg));
+        let nets = (0..cfg.branch_num)
+            .map(|i| {
+                let la_num = cfg.la_num_list.get(i).copied().unwrap_or(1);
+                FeatureAttentionNet::new(&(path / "nets" / i), cfg, la_num)
+            })
+            .collect();
+        Self { conv, nets }
+    }
+
+    /// x: [B, in_chans, r, r] -> [branches, B, feature_dim]
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let x = match &self.conv {
+            Some(conv) => conv.forward(x),
+            None => x.shallow_clone(),
+        };
+        let outputs: Vec<Tensor> = self.nets.iter().map(|net| net.forward_t(&x, train)).collect();
+        Tensor::stack(&outputs, 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    #[test]
+    fn proportional_split_gives_the_released_widths() {
+        assert_eq!(proportional_split(512, &[192, 384, 768, 768]), [47, 93, 186, 186]);
+        assert_eq!(FamConfig::default().split_out_chans(), [47, 93, 186, 186]);
+        let tiny = proportional_split(64, &[64, 128, 256, 256]);
+        assert_eq!(tiny.iter().sum::<i64>(), 64);
+        assert_eq!(tiny, [6, 12, 23, 23]);
+    }
+
+    #[test]
+    fn mad_drops_at_most_one_head_per_sample_with_probability_p() {
+        tch::manual_seed(0);
+        let (b, c) = (20_000, 4);
+        let x = Tensor::ones([b, c, 2, 3], (Kind::Float, Device::Cpu));
+        let y = mad(&x, MAD_P);
+        // Each head map is kept or zeroed as a whole.
+        let per_map_min = y.amin([2i64, 3].as_slice(), false);
+        let per_map_max = y.amax([2i64, 3].as_slice(), false);
+        assert_eq!(f64::try_from((&per_map_max - &per_map_min).abs().max()).unwrap(), 0.0);
+        let dropped = per_map_max.ones_like() - &per_map_max;
+        let dropped_per_sample = dropped.sum_dim_intlist(1, false, Kind::Float);
+        let counts: Vec<f32> = Vec::try_from(&dropped_per_sample).unwrap();
+        assert!(counts.iter().all(|&n| n == 0.0 || n == 1.0));
+        let fraction = counts.iter().sum::<f32>() as f64 / b as f64;
+        // Binomial(20000, 0.6): sd ~ 0.0035.
+        assert!((fraction - MAD_P).abs() < 0.02, "fraction with a dropped head {fraction}");
+        // The dropped head is uniform: each head dropped in ~p/c of the samples.
+        let per_head: Vec<f32> =
+            Vec::try_from(dropped.mean_dim(0, false, Kind::Float)).unwrap();
+        for share in per_head {
+            assert!((share as f64 - MAD_P / c as f64).abs() < 0.015, "head share {share}");
+        }
+    }
+
+    #[test]
+    fn lanet_branch_output_is_random_in_eval_as_official() {
+        tch::manual_seed(1);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = FamConfig {
+            in_chans: 32,
+            level_chans: vec![32],
+            feature_dim: 32,
+            conv_mode: ConvMode::Normal,
+            spatial_attention: SpatialAttention::LaNet,
+            la_num_list: vec![3; 11],
+            branch_num: 1,
+            ..FamConfig::default()
+        };
+        let fam = FeatureAttentionModule::new(&vs.root(), &cfg);
+        let x = Tensor::randn([64, 32, 5, 5], (Kind::Float, Device::Cpu));
+        let runs: Vec<Tensor> = (0..4).map(|_| fam.forward_t(&x, false)).collect();
+        let differs = runs.windows(2).any(|w| f64::try_from((&w[0] - &w[1]).abs().max()).unwrap() > 0.0);
+        assert!(differs, "MAD should act in eval with 3 LANet heads");
+        assert_eq!(runs[0].size(), [1, 64, 32]);
+    }
+
+    #[test]
+    fn fam_variants_build_with_official_keys_and_shapes() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = FamConfig {
+            conv_shared: true,
+            conv_mode: ConvMode::Normal,
+            spatial_attention: SpatialAttention::Cbam,
+            pooling: Pooling::Avg,
+            in_chans: 40,
+            level_chans: vec![8, 16, 16],
+            feature_dim: 32,
+            ..FamConfig::default()
+        };
+        let fam = FeatureAttentionModule::new(&(vs.root() / "fam"), &cfg);
+        let vars = vs.variables();
+        assert_eq!(vars["fam.conv.conv.weight"].size(), [32, 40, 3, 3]);
+        assert_eq!(vars["fam.nets.10.spatial_attention.spatial.conv.weight"].size(), [1, 2, 7, 7]);
+        assert_eq!(vars["fam.nets.0.spatial_attention.spatial.bn.running_var"].size(), [1]);
+        assert_eq!(vars["fam.nets.3.channel_attention.mlp.1.weight"].size(), [2, 32]);
+        assert!(!vars.keys().any(|k| k.starts_with("fam.nets.0.conv")));
+        let x = Tensor::randn([2, 40, 7, 7], (Kind::Float, Device::Cpu));
+        assert_eq!(fam.forward_t(&x, true).size(), [11, 2, 32]);
+        let spatial_bn = &vars["fam.nets.0.spatial_attention.spatial.bn.num_batches_tracked"];
+        assert_eq!(i64::try_from(spatial_bn).unwrap(), 1);
+    }
+
+    #[test]
+    fn split_conv_cuts_the_input_by_level() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = FamConfig {
+            in_chans: 6,
+            level_chans: vec![2, 4],
+            feature_dim: 3,
+            kernel_size: 1,
+            ..FamConfig::default()
+        };
+        let conv = ConvLayer::new(&vs.root(), &cfg);
+        let vars = vs.variables();
+        assert_eq!(vars["convs.0.weight"].size(), [1, 2, 1, 1]);
+        assert_eq!(vars["convs.1.weight"].size(), [2, 4, 1, 1]);
+        let x = Tensor::randn([1, 6, 2, 2], (Kind::Float, Device::Cpu));
+        let y = conv.forward(&x);
+        let first = x.narrow(1, 0, 2).conv2d(&vars["convs.0.weight"], None::<Tensor>, [1, 1], [0, 0], [1, 1], 1);
+        let diff = f64::try_from((y.narrow(1, 0, 1) - first).abs().max()).unwrap();
+        assert!(diff < 1e-6);
+    }
+}

@@ -1,0 +1,191 @@
+//! The assembled model (official `ModelBox`): backbone -> FAM -> subnets -> heads.
+
+use tch::{nn, Kind, Tensor};
+
+use crate::config::SwinFaceConfig;
+use crate::fam::{FamFeature, FeatureAttentionModule};
+use crate::heads::{task_index, OutputModule, BRANCH_NUM};
+use crate::subnets::TaskSpecificSubnets;
+use crate::swin::SwinTransformer;
+use crate::ModelError;
+
+/// Optimizer parameter group of the backbone (trained at lr / 10 in the official recipe).
+pub const BACKBONE_GROUP: usize = 0;
+/// Parameter group of FAM, subnets and heads.
+pub const HEADS_GROUP: usize = 1;
+
+/// Everything one forward pass computes.
+#[derive(Debug)]
+pub struct SwinFaceOutput {
+    /// [B, 1344, 7, 7] for the released model.
+    pub local_features: Tensor,
+    /// [B, 768, 7, 7].
+    pub global_features: Tensor,
+    /// [B, embedding_size].
+    pub embedding: Tensor,
+    /// [11, B, fam_feature_dim]: FAM branch outputs.
+    pub fam: Tensor,
+    /// [11, B, fam_feature_dim]: task-specific subnet outputs.
+    pub tss: Tensor,
+    /// 43 outputs in [`crate::TASK_NAMES`] order; the last is the embedding.
+    pub heads: Vec<Tensor>,
+}
+
+impl SwinFaceOutput {
+    /// The output named as in the official dict (`"Age"`, `"Five O'Clock Shadow"`,
+    /// `"Recognition"`, ...).
+    pub fn get(&self, name: &str) -> Option<&Tensor> {
+        task_index(name).and_then(|i| self.heads.get(i))
+    }
+}
+
+/// SwinFace: variables under `backbone.`, `fam.`, `tss.`, `om.` with the official keys.
+#[derive(Debug)]
+pub struct SwinFace {
+    backbone: SwinTransformer,
+    fam: FeatureAttentionModule,
+    tss: TaskSpecificSubnets,
+    om: OutputModule,
+    cfg: SwinFaceConfig,
+}
+
+impl SwinFace {
+    /// Builds the model under `root`. The backbone's parameters go to optimizer group
+    /// [`BACKBONE_GROUP`], the rest to [`HEADS_GROUP`].
+    pub fn new(root: &nn::Path, cfg: &SwinFaceConfig) -> Result<Self, ModelError> {
+        cfg.validate()?;
+        let backbone_root = root.set_group(BACKBONE_GROUP);
+        let heads_root = root.set_group(HEADS_GROUP);
+        let backbone =
+            SwinTransformer::new(&(&backbone_root / "backbone"), &cfg.swin, cfg.embedding_size)?;
+        let fam = FeatureAttentionModule::new(&(&heads_root / "fam"), &cfg.fam_config());
+        let tss = TaskSpecificSubnets::new(
+            &(&heads_root / "tss"),
+            BRANCH_NUM,
+            cfg.fam_feature_dim,
+            cfg.tss_drop_rate,
+        );
+        let om = OutputModule::new(&(&heads_root / "om"), cfg.fam_feature_dim);
+        Ok(Self { backbone, fam, tss, om, cfg: cfg.clone() })
+    }
+
+    pub fn backbone(&self) -> &SwinTransformer {
+        &self.backbone
+    }
+
+    pub fn config(&self) -> &SwinFaceConfig {
+        &self.cfg
+    }
+
+    /// Checks that `x` is a float [B, in_chans, img_size, img_size] batch; [`Self::forward_t`]
+    /// panics inside libtorch otherwise.
+    pub fn check_input(&self, x: &Tensor) -> Result<(), ModelError> {
+        let swin = &self.cfg.swin;
+        let size = x.size();
+        let shape_ok = size.len() == 4
+            && size[0] > 0
+            && size[1] == swin.in_chans
+            && size[2] == swin.img_size
+            && size[3] == swin.img_size;
+        let kind = x.kind();
+        if shape_ok && matches!(kind, Kind::Float | Kind::Half | Kind::BFloat16 | Kind::Double) {
+            Ok(())
+        } else {
+            Err(ModelError::InputShape {
+                channels: swin.in_chans,
+                height: swin.img_size,
+                width: swin.img_size,
+                actual: size,
+                kind: format!("{kind:?}"),
+            })
+        }
+    }
+
+    /// x: [B, 3, 112, 112] normalised images (`(pixel / 255 - 0.5) / 0.5`, RGB).
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> SwinFaceOutput {
+        let backbone = self.backbone.forward_t(x, train);
+        let fam_input = match self.cfg.fam_feature {
+            FamFeature::All => {
+                Tensor::cat(&[&backbone.local_features, &backbone.global_features], 1)
+            }
+            FamFeature::Global => backbone.global_features.shallow_clone(),
+            FamFeature::Local => backbone.local_features.shallow_clone(),
+        };
+        let fam = self.fam.forward_t(&fam_input, train);
+        let tss = self.tss.forward_t(&fam, train);
+        let heads = self.om.forward(&tss, &backbone.embedding);
+        SwinFaceOutput {
+            local_features: backbone.local_features,
+            global_features: backbone.global_features,
+            embedding: backbone.embedding,
+            fam,
+            tss,
+            heads,
+        }
+    }
+
+    /// [`Self::forward_t`] after [`Self::check_input`].
+    pub fn f_forward_t(&self, x: &Tensor, train: bool) -> Result<SwinFaceOutput, ModelError> {
+        self.check_input(x)?;
+        Ok(self.forward_t(x, train))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    #[test]
+    fn tiny_preset_runs_forward_and_backward() {
+        tch::manual_seed(0);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = SwinFaceConfig::tiny_demo();
+        let model = SwinFace::new(&vs.root(), &cfg).unwrap();
+        let x = Tensor::randn([2, 3, 112, 112], (Kind::Float, Device::Cpu));
+        let out = model.f_forward_t(&x, true).unwrap();
+        assert_eq!(out.local_features.size(), [2, 64 + 128 + 256, 7, 7]);
+        assert_eq!(out.global_features.size(), [2, 256, 7, 7]);
+        assert_eq!(out.embedding.size(), [2, 128]);
+        assert_eq!(out.fam.size(), [11, 2, 64]);
+        assert_eq!(out.tss.size(), [11, 2, 64]);
+        assert_eq!(out.heads.len(), 43);
+        assert_eq!(out.get("Expression").map(|t| t.size()), Some(vec![2, 7]));
+        assert_eq!(out.get("Age").map(|t| t.size()), Some(vec![2, 1]));
+        assert!(out.get("Nope").is_none());
+
+        let loss = out
+            .heads
+            .iter()
+            .fold(Tensor::zeros([], (Kind::Float, Device::Cpu)), |acc, t| acc + t.square().mean(Kind::Float));
+        loss.backward();
+        let vars = vs.variables();
+        for name in [
+            "backbone.patch_embed.proj.weight",
+            "backbone.layers.0.blocks.1.attn.relative_position_bias_table",
+            "backbone.feature.0.weight",
+            "fam.nets.4.conv.convs.0.weight",
+            "fam.nets.4.channel_attention.mlp.1.weight",
+            "tss.nets.10.feature.0.weight",
+            "om.output_fcs.41.weight",
+        ] {
+            let grad = vars[name].grad();
+            assert!(grad.defined(), "no gradient for {name}");
+            let norm = f64::try_from(grad.norm()).unwrap();
+            assert!(norm.is_finite() && norm > 0.0, "{name}: grad norm {norm}");
+        }
+        // Batch norms counted the training batch.
+        assert_eq!(i64::try_from(&vars["fam.nets.0.norm.num_batches_tracked"]).unwrap(), 1);
+        assert_eq!(i64::try_from(&vars["backbone.feature.3.num_batches_tracked"]).unwrap(), 1);
+    }
+
+    #[test]
+    fn bad_input_is_a_typed_error() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = SwinFace::new(&vs.root(), &SwinFaceConfig::tiny_demo()).unwrap();
+        let x = Tensor::zeros([1, 3, 96, 112], (Kind::Float, Device::Cpu));
+        assert!(matches!(model.f_forward_t(&x, false), Err(ModelError::InputShape { .. })));
+        let x = Tensor::zeros([1, 3, 112, 112], (Kind::Uint8, Device::Cpu));
+        assert!(matches!(model.check_input(&x), Err(ModelError::InputShape { .. })));
+    }
+}
