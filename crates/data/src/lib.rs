@@ -1,1 +1,3 @@
-//! swinface-data
+//! swinface-data: reading and preparing face images.
+
+pub mod preprocess;

@@ -1,0 +1,100 @@
+//! Decoding JPEG/PNG files to 8-bit RGB, refusing absurd sizes before any pixel is decoded.
+
+use std::path::Path;
+
+use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
+use serde::{Deserialize, Serialize};
+
+use super::PreprocessError;
+
+/// Bounds on what [`decode_rgb8`] accepts; checked against the header before decoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DecodeLimits {
+    /// Largest accepted width in pixels.
+    pub max_width: u32,
+    /// Largest accepted height in pixels.
+    pub max_height: u32,
+    /// Largest accepted width x height.
+    pub max_pixels: u64,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        Self {
+            max_width: 16384,
+            max_height: 16384,
+            max_pixels: 256 * 1024 * 1024,
+        }
+    }
+}
+
+impl DecodeLimits {
+    /// The decoder may hold the image at up to 16 bits x 4 channels while converting to RGB8.
+    fn max_decoder_bytes(&self) -> u64 {
+        self.max_pixels.saturating_mul(8)
+    }
+
+    fn check(&self, path: &Path, width: u32, height: u32) -> Result<(), PreprocessError> {
+        if width == 0 || height == 0 {
+            return Err(PreprocessError::Empty {
+                path: path.to_path_buf(),
+                width,
+                height,
+            });
+        }
+        if width > self.max_width
+            || height > self.max_height
+            || u64::from(width) * u64::from(height) > self.max_pixels
+        {
+            return Err(PreprocessError::TooLarge {
+                path: path.to_path_buf(),
+                width,
+                height,
+                max_width: self.max_width,
+                max_height: self.max_height,
+                max_pixels: self.max_pixels,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Reads a JPEG or PNG file (format taken from its content, else its extension) as 8-bit RGB.
+///
+/// Like `cv2.imread(path, IMREAD_COLOR)`: the EXIF orientation is applied, grey is replicated to
+/// three channels and alpha is dropped. The header's dimensions are checked against `limits`
+/// before any pixel data is decoded.
+pub fn decode_rgb8(path: &Path, limits: &DecodeLimits) -> Result<RgbImage, PreprocessError> {
+    let decode_err = |source| PreprocessError::Decode {
+        path: path.to_path_buf(),
+        source,
+    };
+    let io_err = |source| PreprocessError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+
+    let mut reader = ImageReader::open(path)
+        .map_err(io_err)?
+        .with_guessed_format()
+        .map_err(io_err)?;
+    // Width and height are checked below (with an error that says what they are); the
+    // allocation cap also bounds what a decoder may reserve while reading the header.
+    let mut decoder_limits = image::Limits::default();
+    decoder_limits.max_alloc = Some(limits.max_decoder_bytes());
+    reader.limits(decoder_limits);
+
+    // Building the decoder reads only the header.
+    let mut decoder = reader.into_decoder().map_err(|err| match err {
+        image::ImageError::IoError(source) => io_err(source),
+        other => decode_err(other),
+    })?;
+    let (width, height) = decoder.dimensions();
+    limits.check(path, width, height)?;
+    let orientation = decoder.orientation().map_err(decode_err)?;
+
+    let mut image = DynamicImage::from_decoder(decoder).map_err(decode_err)?;
+    image.apply_orientation(orientation);
+    Ok(image.into_rgb8())
+}
