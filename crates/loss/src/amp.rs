@@ -1,0 +1,208 @@
+//! Mixed precision: the mode switch, an autocast helper, and a loss scaler equivalent to
+//! `torch.amp.GradScaler` (built on libtorch's own `_amp_*` kernels).
+
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+use crate::error::{LossError, Result};
+use crate::optim::StateReader;
+
+/// Training precision. The official `fp16: True` is [`AmpMode::Fp16`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AmpMode {
+    #[default]
+    Fp32,
+    /// fp16 autocast with a [`GradScaler`].
+    Fp16,
+    /// bf16 autocast, no scaler. tch's autocast switch can only enable libtorch's default
+    /// (fp16) CUDA autocast, so this mode cannot run through [`with_autocast`] yet.
+    Bf16,
+}
+
+impl AmpMode {
+    /// The official boolean `fp16` config.
+    pub fn from_fp16(fp16: bool) -> Self {
+        if fp16 {
+            Self::Fp16
+        } else {
+            Self::Fp32
+        }
+    }
+
+    /// On the CPU the mode is fp32 (there is no CUDA autocast there).
+    pub fn for_device(self, device: Device) -> Self {
+        match device {
+            Device::Cuda(_) => self,
+            _ => Self::Fp32,
+        }
+    }
+
+    /// Whether to run the forward pass under (fp16) autocast; bf16 is an error, see above.
+    pub fn autocast_enabled(self) -> Result<bool> {
+        match self {
+            Self::Fp32 => Ok(false),
+            Self::Fp16 => Ok(true),
+            Self::Bf16 => Err(LossError::Bf16AutocastUnsupported),
+        }
+    }
+
+    /// Only fp16 needs loss scaling.
+    pub fn uses_grad_scaler(self) -> bool {
+        self == Self::Fp16
+    }
+}
+
+/// Runs `f` under CUDA fp16 autocast when `enabled` (tch::autocast; a no-op without CUDA).
+pub fn with_autocast<T>(enabled: bool, f: impl FnOnce() -> T) -> T {
+    if enabled {
+        tch::autocast(true, f)
+    } else {
+        f()
+    }
+}
+
+/// `torch.amp.GradScaler`'s settings; the official loop sets `growth_interval=100`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GradScalerConfig {
+    pub init_scale: f64,
+    pub growth_factor: f64,
+    pub backoff_factor: f64,
+    pub growth_interval: i64,
+}
+
+impl Default for GradScalerConfig {
+    fn default() -> Self {
+        Self {
+            init_scale: 65536.0,
+            growth_factor: 2.0,
+            backoff_factor: 0.5,
+            growth_interval: 100,
+        }
+    }
+}
+
+/// Dynamic loss scaling. Per step: `scale(loss).backward()`, `unscale(grads)` (once, before
+/// clipping), `should_step()` (false when a gradient was inf/NaN: skip the optimizer step),
+/// `update()` (×backoff on overflow; ×growth after `growth_interval` clean steps).
+/// A disabled scaler passes everything through.
+#[derive(Debug)]
+pub struct GradScaler {
+    config: GradScalerConfig,
+    enabled: bool,
+    /// [1] f32
+    scale: Tensor,
+    /// [1] i32: clean steps since the last change of scale.
+    growth_tracker: Tensor,
+    /// [1] f32: > 0 once an unscaled gradient was not finite.
+    found_inf: Tensor,
+    unscaled: bool,
+}
+
+impl GradScaler {
+    pub fn new(config: GradScalerConfig, enabled: bool, device: Device) -> Result<Self> {
+        Ok(Self {
+            scale: Tensor::f_full([1], config.init_scale, (Kind::Float, device))?,
+            growth_tracker: Tensor::f_zeros([1], (Kind::Int, device))?,
+            found_inf: Tensor::f_zeros([1], (Kind::Float, device))?,
+            config,
+            enabled,
+            unscaled: false,
+        })
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The current scale (a device sync).
+    pub fn scale_value(&self) -> Result<f64> {
+        Ok(self.scale.f_double_value(&[0])?)
+    }
+
+    /// loss × scale.
+    pub fn scale(&self, loss: &Tensor) -> Result<Tensor> {
+        if !self.enabled {
+            return Ok(loss.shallow_clone());
+        }
+        Ok(loss.f_mul(
+            &self
+                .scale
+                .f_to_device(loss.device())?
+                .f_to_kind(loss.kind())?,
+        )?)
+    }
+
+    /// Divides the gradients by the scale in place and records whether any is inf/NaN.
+    /// Call once per step, over every gradient the optimizers will use (Partial FC's too).
+    pub fn unscale(&mut self, grads: &[Tensor]) -> Result<()> {
+        if !self.enabled || self.unscaled {
+            return Ok(());
+        }
+        // As torch: the reciprocal in double, then rounded to float.
+        let inv_scale = self
+            .scale
+            .f_to_kind(Kind::Double)?
+            .f_reciprocal()?
+            .f_to_kind(Kind::Float)?;
+        for grad in grads {
+            let mut found_here = self.found_inf.f_to_device(grad.device())?;
+            let inv_here = inv_scale.f_to_device(grad.device())?;
+            let mut grad = grad.shallow_clone();
+            grad.f_internal_amp_non_finite_check_and_unscale(&mut found_here, &inv_here)?;
+            if found_here.device() != self.found_inf.device() {
+                let found_back = found_here.f_to_device(self.found_inf.device())?;
+                let _ = self.found_inf.f_add_(&found_back)?;
+            }
+        }
+        self.unscaled = true;
+        Ok(())
+    }
+
+    /// False when the unscaled gradients held inf or NaN: the optimizer step must be skipped.
+    pub fn should_step(&self) -> Result<bool> {
+        if !self.enabled {
+            return Ok(true);
+        }
+        Ok(self.found_inf.f_double_value(&[0])? == 0.0)
+    }
+
+    /// Adjusts the scale after a step (taken or skipped) and resets the overflow flag.
+    pub fn update(&mut self) -> Result<()> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let _ = self.scale.f_internal_amp_update_scale_(
+            &self.growth_tracker,
+            &self.found_inf,
+            self.config.growth_factor,
+            self.config.backoff_factor,
+            self.config.growth_interval,
+        )?;
+        let _ = self.found_inf.f_zero_()?;
+        self.unscaled = false;
+        Ok(())
+    }
+
+    /// `scale` ([1] f32) and `growth_tracker` ([1] i32).
+    pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
+        vec![
+            ("grad_scaler.scale".into(), self.scale.shallow_clone()),
+            (
+                "grad_scaler.growth_tracker".into(),
+                self.growth_tracker.shallow_clone(),
+            ),
+        ]
+    }
+
+    pub fn load_state(&mut self, state: &[(String, Tensor)]) -> Result<()> {
+        let mut reader = StateReader::new(state)?;
+        reader.check_like("grad_scaler.scale", &self.scale)?;
+        reader.check_like("grad_scaler.growth_tracker", &self.growth_tracker)?;
+        reader.check_no_extra()?;
+        reader.copy_into("grad_scaler.scale", &mut self.scale)?;
+        reader.copy_into("grad_scaler.growth_tracker", &mut self.growth_tracker)?;
+        Ok(())
+    }
+}
