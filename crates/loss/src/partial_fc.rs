@@ -508,7 +508,6 @@ impl PartialFc {
                     self.weight_decay,
                     hyper,
                     &work,
-                    &spare,
                 )?;
             }
             _ => return Err(rule_mismatch()),
@@ -560,7 +559,6 @@ impl PartialFc {
             ) => {
                 let mut buffer = momentum_buffer.f_index_select(0, index)?;
                 let work = rows.f_empty_like()?;
-                let spare = rows.f_empty_like()?;
                 sgd_update(
                     &mut rows,
                     grad,
@@ -570,7 +568,6 @@ impl PartialFc {
                     self.weight_decay,
                     hyper,
                     &work,
-                    &spare,
                 )?;
                 let _ = momentum_buffer.f_index_copy_(0, index, &buffer)?;
                 let row_steps = steps.f_index_select(0, index)?.f_add_scalar(1)?;

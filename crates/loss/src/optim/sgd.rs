@@ -89,7 +89,7 @@ impl Optimizer for Sgd {
                 if !grad.defined() {
                     continue;
                 }
-                let (work, spare) = self.scratch.pair(param)?;
+                let (work, _) = self.scratch.pair(param)?;
                 sgd_update(
                     param,
                     &grad,
@@ -99,7 +99,6 @@ impl Optimizer for Sgd {
                     group.weight_decay,
                     self.hyper,
                     &work,
-                    &spare,
                 )?;
                 state.steps += 1;
             }
@@ -142,10 +141,11 @@ impl Optimizer for Sgd {
 
 /// One SGD update as torch's `_single_tensor_sgd`: `d = g + wd·p`; `buf = d` on the first step,
 /// else `buf = momentum·buf + (1 - dampening)·d`; `d = buf` (or `d + momentum·buf` for
-/// Nesterov); `p -= lr·d`. `work` and `spare` are scratch tensors shaped like `param`.
+/// Nesterov); `p -= lr·d`. `work` is a scratch tensor shaped like `param`.
 ///
-/// torch's `add(other, alpha)` is a fused multiply-add in its vector kernel; tch exposes no
-/// `alpha`, so `alpha·other` is rounded before the addition here (within one ulp per step).
+/// torch's `add(other, alpha)` is a fused multiply-add in its kernels and tch exposes no
+/// `alpha`; `addcmul_` with the scalar as a 0-d tensor compiles to the same fused operation,
+/// so the result is the same bit for bit.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn sgd_update(
     param: &mut Tensor,
@@ -156,14 +156,12 @@ pub(crate) fn sgd_update(
     weight_decay: f64,
     hyper: SgdHyper,
     work: &Tensor,
-    spare: &Tensor,
 ) -> Result<()> {
+    let scalar = |value: f64| Tensor::f_full([], value, (param.kind(), param.device()));
     let mut direction = work.shallow_clone();
+    let _ = direction.f_copy_(grad)?;
     if weight_decay != 0.0 {
-        let _ = param.f_mul_scalar_out(&direction, weight_decay)?;
-        let _ = direction.f_add_(grad)?;
-    } else {
-        direction.f_copy_(grad)?;
+        let _ = direction.f_addcmul_(param, &scalar(weight_decay)?)?;
     }
     if hyper.momentum != 0.0 {
         if first_step {
@@ -173,18 +171,15 @@ pub(crate) fn sgd_update(
             if hyper.dampening == 0.0 {
                 let _ = buffer.f_add_(&direction)?;
             } else {
-                let _ = direction.f_mul_scalar_out(spare, 1.0 - hyper.dampening)?;
-                let _ = buffer.f_add_(spare)?;
+                let _ = buffer.f_addcmul_(&direction, &scalar(1.0 - hyper.dampening)?)?;
             }
         }
         if hyper.nesterov {
-            let _ = buffer.f_mul_scalar_out(spare, hyper.momentum)?;
-            let _ = direction.f_add_(spare)?;
+            let _ = direction.f_addcmul_(buffer, &scalar(hyper.momentum)?)?;
         } else {
             direction.f_copy_(buffer)?;
         }
     }
-    let _ = direction.f_mul_scalar_out(spare, -lr)?;
-    let _ = param.f_add_(spare)?;
+    let _ = param.f_addcmul_(&direction, &scalar(-lr)?)?;
     Ok(())
 }
