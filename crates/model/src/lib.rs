@@ -7,6 +7,7 @@
 //! in [`swinface`]; [`config`] holds the top-level configuration, [`layers`] the shared
 //! small layers and [`formula`] the deterministic parity weights.
 
+pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod fam;
@@ -17,6 +18,7 @@ pub mod subnets;
 pub mod swin;
 pub mod swinface;
 
+pub use checkpoint::{load_any, CheckpointError, LoadReport};
 pub use config::{ConfigError, Network, SwinFaceConfig};
 pub use error::ModelError;
 pub use fam::{
