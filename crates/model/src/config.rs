@@ -19,27 +19,43 @@ pub enum ConfigError {
     NotPositive { name: &'static str, value: i64 },
     #[error("depths has {depths} stages but num_heads has {num_heads}")]
     StageCountMismatch { depths: usize, num_heads: usize },
-    #[error("the backbone needs 2 to 8 stages (local features come from the non-final ones), got {0}")]
+    #[error(
+        "the backbone needs 2 to 8 stages (local features come from the non-final ones), got {0}"
+    )]
     StageCount(usize),
     #[error("stage {stage}: width {dim} is not divisible by {heads} heads")]
     HeadsDoNotDivide { stage: usize, dim: i64, heads: i64 },
     #[error("img_size {img_size} is not divisible by patch_size * 2^(stages-1) = {required}")]
     ImageNotDivisible { img_size: i64, required: i64 },
-    #[error("stage {stage}: resolution {resolution} is not a multiple of window_size {window_size}")]
-    WindowDoesNotTile { stage: usize, resolution: i64, window_size: i64 },
-    #[error("mlp_ratio {0} gives an empty MLP")]
+    #[error(
+        "stage {stage}: resolution {resolution} is not a multiple of window_size {window_size}"
+    )]
+    WindowDoesNotTile {
+        stage: usize,
+        resolution: i64,
+        window_size: i64,
+    },
+    #[error("mlp_ratio {0} must give an MLP of at least 1 and at most 64x the width")]
     BadMlpRatio(f64),
     #[error("{name} must be in [0, 1), got {value}")]
     BadRate { name: &'static str, value: f64 },
     #[error("fam_in_chans is {actual} but fam_feature `{feature:?}` gives {expected} channels")]
-    FamInChansMismatch { feature: FamFeature, expected: i64, actual: i64 },
+    FamInChansMismatch {
+        feature: FamFeature,
+        expected: i64,
+        actual: i64,
+    },
     #[error(
         "fam_conv_mode split cuts the input at the feature levels and needs fam_feature all \
          (fam_in_chans {expected}; 2112 for the released backbone), got fam_feature `{feature:?}`"
     )]
     SplitNeedsAllFeatures { feature: FamFeature, expected: i64 },
     #[error("fam_feature_dim {dim} is too small: needs at least {needed} for {reason}")]
-    FeatureDimTooSmall { dim: i64, needed: i64, reason: &'static str },
+    FeatureDimTooSmall {
+        dim: i64,
+        needed: i64,
+        reason: &'static str,
+    },
     #[error("fam_la_num_list has {actual} entries, needs one per branch ({expected})")]
     LaNumListLength { expected: usize, actual: usize },
 }
@@ -215,7 +231,10 @@ impl SwinFaceConfig {
                 });
             }
             if let Some(&bad) = self.fam_la_num_list.iter().find(|&&n| n <= 0) {
-                return Err(ConfigError::NotPositive { name: "fam_la_num_list[i]", value: bad });
+                return Err(ConfigError::NotPositive {
+                    name: "fam_la_num_list[i]",
+                    value: bad,
+                });
             }
             if self.fam_feature_dim < 2 {
                 return Err(ConfigError::FeatureDimTooSmall {
@@ -226,7 +245,10 @@ impl SwinFaceConfig {
             }
         }
         if !(0.0..1.0).contains(&self.tss_drop_rate) {
-            return Err(ConfigError::BadRate { name: "tss_drop_rate", value: self.tss_drop_rate });
+            return Err(ConfigError::BadRate {
+                name: "tss_drop_rate",
+                value: self.tss_drop_rate,
+            });
         }
         Ok(())
     }
@@ -265,27 +287,56 @@ mod tests {
         };
         assert_eq!(
             with_swin(&|s| s.num_heads = vec![3, 6, 12, 25]),
-            ConfigError::HeadsDoNotDivide { stage: 3, dim: 768, heads: 25 }
+            ConfigError::HeadsDoNotDivide {
+                stage: 3,
+                dim: 768,
+                heads: 25
+            }
         );
         assert_eq!(
             with_swin(&|s| s.embed_dim = 100),
-            ConfigError::HeadsDoNotDivide { stage: 0, dim: 100, heads: 3 }
+            ConfigError::HeadsDoNotDivide {
+                stage: 0,
+                dim: 100,
+                heads: 3
+            }
         );
         assert_eq!(
             with_swin(&|s| s.img_size = 120),
-            ConfigError::ImageNotDivisible { img_size: 120, required: 16 }
+            ConfigError::ImageNotDivisible {
+                img_size: 120,
+                required: 16
+            }
         );
         assert_eq!(
             with_swin(&|s| s.num_heads = vec![3, 6, 12]),
-            ConfigError::StageCountMismatch { depths: 4, num_heads: 3 }
+            ConfigError::StageCountMismatch {
+                depths: 4,
+                num_heads: 3
+            }
         );
         assert_eq!(
             with_swin(&|s| s.window_size = 6),
-            ConfigError::WindowDoesNotTile { stage: 0, resolution: 56, window_size: 6 }
+            ConfigError::WindowDoesNotTile {
+                stage: 0,
+                resolution: 56,
+                window_size: 6
+            }
         );
+        assert!(matches!(
+            with_swin(&|s| s.mlp_ratio = f64::NAN),
+            ConfigError::BadMlpRatio(_)
+        ));
+        assert!(matches!(
+            with_swin(&|s| s.mlp_ratio = 1e9),
+            ConfigError::BadMlpRatio(_)
+        ));
         assert_eq!(
             with_swin(&|s| s.drop_path_rate = 1.0),
-            ConfigError::BadRate { name: "drop_path_rate", value: 1.0 }
+            ConfigError::BadRate {
+                name: "drop_path_rate",
+                value: 1.0
+            }
         );
         assert_eq!(
             with_swin(&|s| {
@@ -295,15 +346,29 @@ mod tests {
             ConfigError::StageCount(1)
         );
 
-        let cfg = SwinFaceConfig { fam_in_chans: 2000, ..base.clone() };
+        let cfg = SwinFaceConfig {
+            fam_in_chans: 2000,
+            ..base.clone()
+        };
         assert_eq!(
             cfg.validate().unwrap_err(),
-            ConfigError::FamInChansMismatch { feature: FamFeature::All, expected: 2112, actual: 2000 }
+            ConfigError::FamInChansMismatch {
+                feature: FamFeature::All,
+                expected: 2112,
+                actual: 2000
+            }
         );
-        let cfg = SwinFaceConfig { fam_feature: FamFeature::Global, fam_in_chans: 768, ..base.clone() };
+        let cfg = SwinFaceConfig {
+            fam_feature: FamFeature::Global,
+            fam_in_chans: 768,
+            ..base.clone()
+        };
         assert_eq!(
             cfg.validate().unwrap_err(),
-            ConfigError::SplitNeedsAllFeatures { feature: FamFeature::Global, expected: 2112 }
+            ConfigError::SplitNeedsAllFeatures {
+                feature: FamFeature::Global,
+                expected: 2112
+            }
         );
         let cfg = SwinFaceConfig {
             fam_feature: FamFeature::Global,
@@ -319,14 +384,29 @@ mod tests {
         };
         assert_eq!(
             cfg.validate().unwrap_err(),
-            ConfigError::LaNumListLength { expected: 11, actual: 10 }
+            ConfigError::LaNumListLength {
+                expected: 11,
+                actual: 10
+            }
         );
-        let cfg = SwinFaceConfig { fam_feature_dim: 8, ..base.clone() };
-        assert!(matches!(cfg.validate().unwrap_err(), ConfigError::FeatureDimTooSmall { needed: 16, .. }));
-        let cfg = SwinFaceConfig { embedding_size: 0, ..base };
+        let cfg = SwinFaceConfig {
+            fam_feature_dim: 8,
+            ..base.clone()
+        };
+        assert!(matches!(
+            cfg.validate().unwrap_err(),
+            ConfigError::FeatureDimTooSmall { needed: 16, .. }
+        ));
+        let cfg = SwinFaceConfig {
+            embedding_size: 0,
+            ..base
+        };
         assert_eq!(
             cfg.validate().unwrap_err(),
-            ConfigError::NotPositive { name: "embedding_size", value: 0 }
+            ConfigError::NotPositive {
+                name: "embedding_size",
+                value: 0
+            }
         );
     }
 
@@ -340,7 +420,8 @@ mod tests {
         assert_eq!(cfg, SwinFaceConfig::default());
 
         let partial: SwinFaceConfig =
-            serde_yaml::from_str("fam_spatial_attention: LANet\nswin:\n  attention: sdpa\n").unwrap();
+            serde_yaml::from_str("fam_spatial_attention: LANet\nswin:\n  attention: sdpa\n")
+                .unwrap();
         assert_eq!(partial.fam_spatial_attention, SpatialAttention::LaNet);
         assert_eq!(partial.swin.attention, crate::swin::AttentionKernel::Sdpa);
         assert_eq!(partial.swin.depths, [2, 2, 6, 2]);
@@ -350,7 +431,8 @@ mod tests {
         assert!(serde_yaml::from_str::<SwinFaceConfig>("network: swin_b\n").is_err());
 
         let round_trip: SwinFaceConfig =
-            serde_yaml::from_str(&serde_yaml::to_string(&SwinFaceConfig::tiny_demo()).unwrap()).unwrap();
+            serde_yaml::from_str(&serde_yaml::to_string(&SwinFaceConfig::tiny_demo()).unwrap())
+                .unwrap();
         assert_eq!(round_trip, SwinFaceConfig::tiny_demo());
     }
 }

@@ -191,7 +191,10 @@ impl ConvLayer {
                         Conv2d::new(&(path / "convs" / j), cin, cout, k, 1, pad, false)
                     })
                     .collect();
-                ConvLayer::Split { convs, cuts: cfg.level_chans.clone() }
+                ConvLayer::Split {
+                    convs,
+                    cuts: cfg.level_chans.clone(),
+                }
             }
         }
     }
@@ -282,10 +285,16 @@ impl SpatialGate {
     /// x: [B, C, H, W] -> [B, C, H, W]
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let pooled = Tensor::cat(
-            &[x.amax([1i64].as_slice(), true), x.mean_dim([1i64].as_slice(), true, x.kind())],
+            &[
+                x.amax([1i64].as_slice(), true),
+                x.mean_dim([1i64].as_slice(), true, x.kind()),
+            ],
             1,
         );
-        let scale = self.bn.forward_t(&self.conv.forward(&pooled), train).sigmoid();
+        let scale = self
+            .bn
+            .forward_t(&self.conv.forward(&pooled), train)
+            .sigmoid();
         x * scale
     }
 }
@@ -324,7 +333,11 @@ impl LaNets {
             .map(|(conv1, conv2)| conv2.forward(&conv1.forward(x).relu()).sigmoid())
             .collect();
         let maps = Tensor::cat(&maps, 1);
-        let maps = if self.heads.len() != 1 { mad(&maps, MAD_P) } else { maps };
+        let maps = if self.heads.len() != 1 {
+            mad(&maps, MAD_P)
+        } else {
+            maps
+        };
         x * maps.amax([1i64].as_slice(), true)
     }
 }
@@ -336,7 +349,9 @@ impl LaNets {
 pub fn mad(x: &Tensor, p: f64) -> Tensor {
     let (b, c) = (x.size()[0], x.size()[1]);
     let options = (x.kind(), x.device());
-    let chosen = Tensor::randint(c, [b], (Kind::Int64, x.device())).one_hot(c).to_kind(x.kind());
+    let chosen = Tensor::randint(c, [b], (Kind::Int64, x.device()))
+        .one_hot(c)
+        .to_kind(x.kind());
     let apply = Tensor::rand([b, 1], options).lt(p).to_kind(x.kind());
     let keep = Tensor::ones([b, c], options) - chosen * apply;
     x * keep.view([b, c, 1, 1])
@@ -413,7 +428,9 @@ impl FeatureAttentionModule {
     /// Builds the FAM under `path` (normally `root / "fam"`). `cfg` is assumed validated
     /// (`SwinFaceConfig::validate`).
     pub fn new(path: &nn::Path, cfg: &FamConfig) -> Self {
-        let conv = cfg.conv_shared.then(|| ConvLayer::new(&(path / "conv"), cfg));
+        let conv = cfg
+            .conv_shared
+            .then(|| ConvLayer::new(&(path / "conv"), cfg));
         let nets = (0..cfg.branch_num)
             .map(|i| {
                 let la_num = cfg.la_num_list.get(i).copied().unwrap_or(1);
@@ -429,7 +446,11 @@ impl FeatureAttentionModule {
             Some(conv) => conv.forward(x),
             None => x.shallow_clone(),
         };
-        let outputs: Vec<Tensor> = self.nets.iter().map(|net| net.forward_t(&x, train)).collect();
+        let outputs: Vec<Tensor> = self
+            .nets
+            .iter()
+            .map(|net| net.forward_t(&x, train))
+            .collect();
         Tensor::stack(&outputs, 0)
     }
 }
@@ -441,7 +462,10 @@ mod tests {
 
     #[test]
     fn proportional_split_gives_the_released_widths() {
-        assert_eq!(proportional_split(512, &[192, 384, 768, 768]), [47, 93, 186, 186]);
+        assert_eq!(
+            proportional_split(512, &[192, 384, 768, 768]),
+            [47, 93, 186, 186]
+        );
         assert_eq!(FamConfig::default().split_out_chans(), [47, 93, 186, 186]);
         let tiny = proportional_split(64, &[64, 128, 256, 256]);
         assert_eq!(tiny.iter().sum::<i64>(), 64);
@@ -457,19 +481,27 @@ mod tests {
         // Each head map is kept or zeroed as a whole.
         let per_map_min = y.amin([2i64, 3].as_slice(), false);
         let per_map_max = y.amax([2i64, 3].as_slice(), false);
-        assert_eq!(f64::try_from((&per_map_max - &per_map_min).abs().max()).unwrap(), 0.0);
+        assert_eq!(
+            f64::try_from((&per_map_max - &per_map_min).abs().max()).unwrap(),
+            0.0
+        );
         let dropped = per_map_max.ones_like() - &per_map_max;
         let dropped_per_sample = dropped.sum_dim_intlist(1, false, Kind::Float);
         let counts: Vec<f32> = Vec::try_from(&dropped_per_sample).unwrap();
         assert!(counts.iter().all(|&n| n == 0.0 || n == 1.0));
         let fraction = counts.iter().sum::<f32>() as f64 / b as f64;
         // Binomial(20000, 0.6): sd ~ 0.0035.
-        assert!((fraction - MAD_P).abs() < 0.02, "fraction with a dropped head {fraction}");
+        assert!(
+            (fraction - MAD_P).abs() < 0.02,
+            "fraction with a dropped head {fraction}"
+        );
         // The dropped head is uniform: each head dropped in ~p/c of the samples.
-        let per_head: Vec<f32> =
-            Vec::try_from(dropped.mean_dim(0, false, Kind::Float)).unwrap();
+        let per_head: Vec<f32> = Vec::try_from(dropped.mean_dim(0, false, Kind::Float)).unwrap();
         for share in per_head {
-            assert!((share as f64 - MAD_P / c as f64).abs() < 0.015, "head share {share}");
+            assert!(
+                (share as f64 - MAD_P / c as f64).abs() < 0.015,
+                "head share {share}"
+            );
         }
     }
 
@@ -490,7 +522,9 @@ mod tests {
         let fam = FeatureAttentionModule::new(&vs.root(), &cfg);
         let x = Tensor::randn([64, 32, 5, 5], (Kind::Float, Device::Cpu));
         let runs: Vec<Tensor> = (0..4).map(|_| fam.forward_t(&x, false)).collect();
-        let differs = runs.windows(2).any(|w| f64::try_from((&w[0] - &w[1]).abs().max()).unwrap() > 0.0);
+        let differs = runs
+            .windows(2)
+            .any(|w| f64::try_from((&w[0] - &w[1]).abs().max()).unwrap() > 0.0);
         assert!(differs, "MAD should act in eval with 3 LANet heads");
         assert_eq!(runs[0].size(), [1, 64, 32]);
     }
@@ -511,9 +545,18 @@ mod tests {
         let fam = FeatureAttentionModule::new(&(vs.root() / "fam"), &cfg);
         let vars = vs.variables();
         assert_eq!(vars["fam.conv.conv.weight"].size(), [32, 40, 3, 3]);
-        assert_eq!(vars["fam.nets.10.spatial_attention.spatial.conv.weight"].size(), [1, 2, 7, 7]);
-        assert_eq!(vars["fam.nets.0.spatial_attention.spatial.bn.running_var"].size(), [1]);
-        assert_eq!(vars["fam.nets.3.channel_attention.mlp.1.weight"].size(), [2, 32]);
+        assert_eq!(
+            vars["fam.nets.10.spatial_attention.spatial.conv.weight"].size(),
+            [1, 2, 7, 7]
+        );
+        assert_eq!(
+            vars["fam.nets.0.spatial_attention.spatial.bn.running_var"].size(),
+            [1]
+        );
+        assert_eq!(
+            vars["fam.nets.3.channel_attention.mlp.1.weight"].size(),
+            [2, 32]
+        );
         assert!(!vars.keys().any(|k| k.starts_with("fam.nets.0.conv")));
         let x = Tensor::randn([2, 40, 7, 7], (Kind::Float, Device::Cpu));
         assert_eq!(fam.forward_t(&x, true).size(), [11, 2, 32]);
@@ -537,7 +580,14 @@ mod tests {
         assert_eq!(vars["convs.1.weight"].size(), [2, 4, 1, 1]);
         let x = Tensor::randn([1, 6, 2, 2], (Kind::Float, Device::Cpu));
         let y = conv.forward(&x);
-        let first = x.narrow(1, 0, 2).conv2d(&vars["convs.0.weight"], None::<Tensor>, [1, 1], [0, 0], [1, 1], 1);
+        let first = x.narrow(1, 0, 2).conv2d(
+            &vars["convs.0.weight"],
+            None::<Tensor>,
+            [1, 1],
+            [0, 0],
+            [1, 1],
+            1,
+        );
         let diff = f64::try_from((y.narrow(1, 0, 1) - first).abs().max()).unwrap();
         assert!(diff < 1e-6);
     }

@@ -8,7 +8,11 @@ use tch::{Kind, Tensor};
 use crate::ModelError;
 
 /// Buffers the model computes itself; the formula leaves them alone.
-pub const SKIPPED_LEAVES: [&str; 3] = ["num_batches_tracked", "relative_position_index", "attn_mask"];
+pub const SKIPPED_LEAVES: [&str; 3] = [
+    "num_batches_tracked",
+    "relative_position_index",
+    "attn_mask",
+];
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
@@ -16,7 +20,8 @@ const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// FNV-1a 64-bit hash of the key's UTF-8 bytes.
 pub fn fnv1a64(key: &str) -> u64 {
-    key.bytes().fold(FNV_OFFSET, |h, b| (h ^ b as u64).wrapping_mul(FNV_PRIME))
+    key.bytes()
+        .fold(FNV_OFFSET, |h, b| (h ^ b as u64).wrapping_mul(FNV_PRIME))
 }
 
 /// `n` values in [-1, 1): splitmix64's finaliser over `seed + (i+1) * golden`.
@@ -52,7 +57,12 @@ pub fn formula_values(key: &str, shape: &[i64]) -> Result<Vec<f32>, ModelError> 
             let scale = (3.0 / fan_in).sqrt();
             map(&|b| b * scale)
         }
-        _ => return Err(ModelError::NoFormula { name: key.to_string(), shape: shape.to_vec() }),
+        _ => {
+            return Err(ModelError::NoFormula {
+                name: key.to_string(),
+                shape: shape.to_vec(),
+            })
+        }
     };
     Ok(values)
 }
@@ -79,8 +89,10 @@ pub fn fill_by_formula(vs: &VarStore) -> Result<(), ModelError> {
 /// pixels. Returns [n, 3, 112, 112] float on the CPU.
 pub fn formula_input(n: i64) -> Tensor {
     let shape = [n.max(0), 3, 112, 112];
-    let values: Vec<f32> =
-        uniform_pm1("input", shape.iter().product::<i64>() as usize).iter().map(|&v| v as f32).collect();
+    let values: Vec<f32> = uniform_pm1("input", shape.iter().product::<i64>() as usize)
+        .iter()
+        .map(|&v| v as f32)
+        .collect();
     Tensor::from_slice(&values).view(shape).to_kind(Kind::Float)
 }
 

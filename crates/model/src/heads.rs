@@ -57,8 +57,15 @@ pub const TASK_NAMES: [&str; 43] = [
 ];
 
 /// Classes of the expression head (RAF-DB order).
-pub const EXPRESSION_LABELS: [&str; 7] =
-    ["Surprise", "Fear", "Disgust", "Happiness", "Sadness", "Anger", "Neutral"];
+pub const EXPRESSION_LABELS: [&str; 7] = [
+    "Surprise",
+    "Fear",
+    "Disgust",
+    "Happiness",
+    "Sadness",
+    "Anger",
+    "Neutral",
+];
 
 /// Classes of the gender head.
 pub const GENDER_LABELS: [&str; 2] = ["female", "male"];
@@ -97,7 +104,12 @@ pub const BRANCH_HEADS: [&[(&str, i64)]; BRANCH_NUM] = [
         ("Narrow Eyes", 2),
     ],
     &[("Big Nose", 2), ("Pointy Nose", 2)],
-    &[("High Cheekbones", 2), ("Rosy Cheeks", 2), ("Wearing Earrings", 2), ("Sideburns", 2)],
+    &[
+        ("High Cheekbones", 2),
+        ("Rosy Cheeks", 2),
+        ("Wearing Earrings", 2),
+        ("Sideburns", 2),
+    ],
     &[
         ("Five O'Clock Shadow", 2),
         ("Big Lips", 2),
@@ -177,8 +189,15 @@ impl OutputModule {
                 branch_of_fc.push(branch);
             }
         }
-        let order = head_specs().iter().filter_map(|spec| spec.fc_index).collect();
-        Self { fcs, order, branch_of_fc }
+        let order = head_specs()
+            .iter()
+            .filter_map(|spec| spec.fc_index)
+            .collect();
+        Self {
+            fcs,
+            order,
+            branch_of_fc,
+        }
     }
 
     /// x: [branches, B, D], embedding: [B, E] -> 43 tensors in [`TASK_NAMES`] order
@@ -212,7 +231,14 @@ mod tests {
         // attractive=5, wearing_necktie=41.
         let fc = |name: &str| specs[task_index(name).unwrap()].fc_index.unwrap();
         assert_eq!(
-            [fc("Gender"), fc("Age"), fc("Young"), fc("Expression"), fc("Smiling"), fc("Attractive")],
+            [
+                fc("Gender"),
+                fc("Age"),
+                fc("Young"),
+                fc("Expression"),
+                fc("Smiling"),
+                fc("Attractive")
+            ],
             [0, 1, 2, 3, 4, 5]
         );
         assert_eq!(fc("Wearing Necktie"), 41);
@@ -236,9 +262,18 @@ mod tests {
         let out = om.forward(&x, &embedding);
         assert_eq!(out.len(), 43);
         // "Expression" (output 41) is head 3 applied to branch 2.
-        let expected = x.get(2).linear(&vars["om.output_fcs.3.weight"], Some(&vars["om.output_fcs.3.bias"]));
-        assert_eq!(f64::try_from((&out[41] - expected).abs().max()).unwrap(), 0.0);
+        let expected = x.get(2).linear(
+            &vars["om.output_fcs.3.weight"],
+            Some(&vars["om.output_fcs.3.bias"]),
+        );
+        assert_eq!(
+            f64::try_from((&out[41] - expected).abs().max()).unwrap(),
+            0.0
+        );
         assert_eq!(out[0].size(), [2, 1]);
-        assert_eq!(f64::try_from((&out[42] - &embedding).abs().max()).unwrap(), 0.0);
+        assert_eq!(
+            f64::try_from((&out[42] - &embedding).abs().max()).unwrap(),
+            0.0
+        );
     }
 }

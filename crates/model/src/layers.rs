@@ -45,7 +45,14 @@ fn erf(x: f64) -> f64 {
 /// `kaiming_uniform_(a=sqrt(5))`, i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 pub fn default_conv_weight(path: &nn::Path, name: &str, dims: &[i64]) -> Tensor {
     let bound = 1.0 / (fan_in(dims) as f64).sqrt();
-    path.var(name, dims, Init::Uniform { lo: -bound, up: bound })
+    path.var(
+        name,
+        dims,
+        Init::Uniform {
+            lo: -bound,
+            up: bound,
+        },
+    )
 }
 
 /// A non-trainable int64 scalar, the `num_batches_tracked` buffer.
@@ -83,12 +90,22 @@ pub struct LayerNorm {
 
 impl LayerNorm {
     pub fn new(path: &nn::Path, dim: i64) -> Self {
-        Self { weight: path.ones("weight", &[dim]), bias: path.zeros("bias", &[dim]), dim }
+        Self {
+            weight: path.ones("weight", &[dim]),
+            bias: path.zeros("bias", &[dim]),
+            dim,
+        }
     }
 
     /// x: [..., dim] -> [..., dim]
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        x.layer_norm([self.dim], Some(&self.weight), Some(&self.bias), LAYER_NORM_EPS, true)
+        x.layer_norm(
+            [self.dim],
+            Some(&self.weight),
+            Some(&self.bias),
+            LAYER_NORM_EPS,
+            true,
+        )
     }
 }
 
@@ -163,9 +180,21 @@ impl Conv2d {
         let weight = default_conv_weight(path, "weight", &dims);
         let bias = bias.then(|| {
             let bound = 1.0 / (fan_in(&dims) as f64).sqrt();
-            path.var("bias", &[out_chans], Init::Uniform { lo: -bound, up: bound })
+            path.var(
+                "bias",
+                &[out_chans],
+                Init::Uniform {
+                    lo: -bound,
+                    up: bound,
+                },
+            )
         });
-        Self { weight, bias, stride, padding }
+        Self {
+            weight,
+            bias,
+            stride,
+            padding,
+        }
     }
 
     /// x: [B, in, H, W] -> [B, out, H', W']
@@ -225,10 +254,15 @@ mod tests {
         // Every sample is either all 0 or all 1/0.75.
         let per_sample_min = train.amin([1, 2], false);
         let per_sample_max = train.amax([1, 2], false);
-        assert_eq!(f64::try_from((&per_sample_max - &per_sample_min).abs().max()).unwrap(), 0.0);
+        assert_eq!(
+            f64::try_from((&per_sample_max - &per_sample_min).abs().max()).unwrap(),
+            0.0
+        );
         let values: Vec<f32> = Vec::try_from(&per_sample_max).unwrap();
         let scale = 1.0 / 0.75;
-        assert!(values.iter().all(|&v| v == 0.0 || (v as f64 - scale).abs() < 1e-6));
+        assert!(values
+            .iter()
+            .all(|&v| v == 0.0 || (v as f64 - scale).abs() < 1e-6));
         let dropped = values.iter().filter(|&&v| v == 0.0).count() as f64 / values.len() as f64;
         // Binomial(4000, 0.25): sd ~ 0.0068, so 0.03 is > 4 sd.
         assert!((dropped - 0.25).abs() < 0.03, "dropped fraction {dropped}");

@@ -42,15 +42,20 @@ pub struct TaskSpecificSubnets {
 impl TaskSpecificSubnets {
     /// Builds `branch_num` subnets of width `dim` under `path` (normally `root / "tss"`).
     pub fn new(path: &nn::Path, branch_num: usize, dim: i64, drop: f64) -> Self {
-        let nets =
-            (0..branch_num).map(|i| TaskSpecificSubnet::new(&(path / "nets" / i), dim, drop)).collect();
+        let nets = (0..branch_num)
+            .map(|i| TaskSpecificSubnet::new(&(path / "nets" / i), dim, drop))
+            .collect();
         Self { nets }
     }
 
     /// x: [branches, B, D] -> [branches, B, D]
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let outputs: Vec<Tensor> =
-            self.nets.iter().enumerate().map(|(i, net)| net.forward_t(&x.get(i as i64), train)).collect();
+        let outputs: Vec<Tensor> = self
+            .nets
+            .iter()
+            .enumerate()
+            .map(|(i, net)| net.forward_t(&x.get(i as i64), train))
+            .collect();
         Tensor::stack(&outputs, 0)
     }
 }
@@ -70,7 +75,10 @@ mod tests {
         let single = tss.nets[1].forward_t(&x.get(1), false);
         assert_eq!(f64::try_from((y.get(1) - single).abs().max()).unwrap(), 0.0);
         // Eval is deterministic; train is not.
-        assert_eq!(f64::try_from((tss.forward_t(&x, false) - &y).abs().max()).unwrap(), 0.0);
+        assert_eq!(
+            f64::try_from((tss.forward_t(&x, false) - &y).abs().max()).unwrap(),
+            0.0
+        );
         let big = Tensor::ones([3, 256, 8], (Kind::Float, Device::Cpu));
         let a = tss.forward_t(&big, true);
         let b = tss.forward_t(&big, true);

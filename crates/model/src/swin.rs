@@ -17,6 +17,8 @@ const FEATURE_BN_EPS: f64 = 2e-5;
 const BN_MOMENTUM: f64 = 0.1;
 /// Logit added to attention between tokens from different regions of a shifted window.
 const SHIFT_MASK_VALUE: f32 = -100.0;
+/// Sanity bound on `mlp_ratio` (Swin uses 4).
+const MAX_MLP_RATIO: f64 = 64.0;
 
 /// How window attention is computed. Both give the same result to float round-off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -120,7 +122,13 @@ impl SwinConfig {
         let total: i64 = self.depths.iter().sum();
         let n = total.max(0) as usize;
         (0..n)
-            .map(|k| if n > 1 { self.drop_path_rate * k as f64 / (n - 1) as f64 } else { 0.0 })
+            .map(|k| {
+                if n > 1 {
+                    self.drop_path_rate * k as f64 / (n - 1) as f64
+                } else {
+                    0.0
+                }
+            })
             .collect()
     }
 
@@ -149,10 +157,16 @@ impl SwinConfig {
         }
         for (stage, (&depth, &heads)) in self.depths.iter().zip(&self.num_heads).enumerate() {
             if depth <= 0 {
-                return Err(ConfigError::NotPositive { name: "depths[i]", value: depth });
+                return Err(ConfigError::NotPositive {
+                    name: "depths[i]",
+                    value: depth,
+                });
             }
             if heads <= 0 {
-                return Err(ConfigError::NotPositive { name: "num_heads[i]", value: heads });
+                return Err(ConfigError::NotPositive {
+                    name: "num_heads[i]",
+                    value: heads,
+                });
             }
             let dim = self.stage_dim(stage);
             if dim % heads != 0 {
@@ -161,7 +175,10 @@ impl SwinConfig {
         }
         let required = self.patch_size << (self.num_stages() - 1);
         if self.img_size % required != 0 {
-            return Err(ConfigError::ImageNotDivisible { img_size: self.img_size, required });
+            return Err(ConfigError::ImageNotDivisible {
+                img_size: self.img_size,
+                required,
+            });
         }
         for stage in 0..self.num_stages() {
             let resolution = self.stage_resolution(stage);
@@ -173,7 +190,9 @@ impl SwinConfig {
                 });
             }
         }
-        if !(self.mlp_ratio > 0.0) || (self.stage_dim(0) as f64 * self.mlp_ratio) < 1.0 {
+        // NaN and infinity fail `is_finite`; the upper bound keeps the MLP allocatable.
+        let hidden = self.stage_dim(0) as f64 * self.mlp_ratio;
+        if !hidden.is_finite() || hidden < 1.0 || self.mlp_ratio > MAX_MLP_RATIO {
             return Err(ConfigError::BadMlpRatio(self.mlp_ratio));
         }
         let rates = [
@@ -195,9 +214,16 @@ impl SwinConfig {
 /// x: [B, H, W, C] -> [B * H/ws * W/ws, ws, ws, C] (windows in row-major order per image)
 pub fn window_partition(x: &Tensor, window_size: i64) -> Tensor {
     let (b, h, w, c) = dims4(x);
-    x.view([b, h / window_size, window_size, w / window_size, window_size, c])
-        .permute([0, 1, 3, 2, 4, 5])
-        .reshape([-1, window_size, window_size, c])
+    x.view([
+        b,
+        h / window_size,
+        window_size,
+        w / window_size,
+        window_size,
+        c,
+    ])
+    .permute([0, 1, 3, 2, 4, 5])
+    .reshape([-1, window_size, window_size, c])
 }
 
 /// Inverse of [`window_partition`].
@@ -207,7 +233,14 @@ pub fn window_reverse(windows: &Tensor, window_size: i64, height: i64, width: i6
     let num_windows = (height / window_size) * (width / window_size);
     let b = windows.size()[0] / num_windows;
     windows
-        .view([b, height / window_size, width / window_size, window_size, window_size, -1])
+        .view([
+            b,
+            height / window_size,
+            width / window_size,
+            window_size,
+            window_size,
+            -1,
+        ])
         .permute([0, 1, 3, 2, 4, 5])
         .reshape([b, height, width, -1])
 }
@@ -235,12 +268,18 @@ pub fn shifted_window_mask(resolution: i64, window_size: i64, shift_size: i64) -
         for wx in 0..windows_per_side {
             let ids: Vec<i64> = (0..tokens)
                 .map(|t| {
-                    let (y, x) = (wy * window_size + t / window_size, wx * window_size + t % window_size);
+                    let (y, x) = (
+                        wy * window_size + t / window_size,
+                        wx * window_size + t % window_size,
+                    );
                     3 * region(y) + region(x)
                 })
                 .collect();
             for &a in &ids {
-                mask.extend(ids.iter().map(|&b| if a == b { 0.0 } else { SHIFT_MASK_VALUE }));
+                mask.extend(
+                    ids.iter()
+                        .map(|&b| if a == b { 0.0 } else { SHIFT_MASK_VALUE }),
+                );
             }
         }
     }
@@ -293,7 +332,10 @@ struct WindowAttention {
 impl WindowAttention {
     fn new(path: &nn::Path, dim: i64, window_size: i64, num_heads: i64, cfg: &SwinConfig) -> Self {
         let head_dim = dim / num_heads;
-        let scale = cfg.qk_scale.filter(|s| *s != 0.0).unwrap_or((head_dim as f64).powf(-0.5));
+        let scale = cfg
+            .qk_scale
+            .filter(|s| *s != 0.0)
+            .unwrap_or((head_dim as f64).powf(-0.5));
         let table_len = (2 * window_size - 1) * (2 * window_size - 1);
         let relative_position_bias_table = trunc_normal_param(
             path,
@@ -325,18 +367,18 @@ impl WindowAttention {
             .permute([2, 0, 1])
     }
 
-    /// x: [B*nW, N, C], mask: [nW, N, N] -> [B*nW, N, C]
-    fn forward_t(&self, x: &Tensor, mask: Option<&Tensor>, train: bool) -> Tensor {
-        let (batch_windows, n, c) = dims3(x);
-        let heads = self.num_heads;
-        let qkv = self
-            .qkv
-            .forward(x)
-            .reshape([batch_windows, n, 3, heads, c / heads])
-            .permute([2, 0, 3, 1, 4]);
-        let (q, k, v) = (qkv.get(0), qkv.get(1), qkv.get(2));
+    /// q, k, v: [B*nW, nH, N, d], mask: [nW, N, N] -> [B*nW, nH, N, d]
+    fn attend(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        mask: Option<&Tensor>,
+        train: bool,
+    ) -> Tensor {
+        let (batch_windows, heads, n) = dims3(q);
         let bias = self.relative_position_bias().unsqueeze(0);
-        let context = match self.kernel {
+        match self.kernel {
             AttentionKernel::Math => {
                 let attn = (q * self.scale).matmul(&k.transpose(-2, -1)) + bias;
                 let attn = match mask {
@@ -349,7 +391,7 @@ impl WindowAttention {
                     None => attn,
                 };
                 let attn = attn.softmax(-1, attn.kind());
-                dropout(&attn, self.attn_drop, train).matmul(&v)
+                dropout(&attn, self.attn_drop, train).matmul(v)
             }
             AttentionKernel::Sdpa => {
                 let additive = match mask {
@@ -364,9 +406,9 @@ impl WindowAttention {
                 };
                 let p = if train { self.attn_drop } else { 0.0 };
                 Tensor::scaled_dot_product_attention(
-                    &q,
-                    &k,
-                    &v,
+                    q,
+                    k,
+                    v,
                     Some(&additive),
                     p,
                     false,
@@ -374,7 +416,28 @@ impl WindowAttention {
                     false,
                 )
             }
-        };
+        }
+    }
+
+    /// x: [B*nW, N, C], mask: [nW, N, N] -> [B*nW, N, C]
+    fn forward_t(&self, x: &Tensor, mask: Option<&Tensor>, train: bool) -> Tensor {
+        let (batch_windows, n, c) = dims3(x);
+        let heads = self.num_heads;
+        let qkv = self
+            .qkv
+            .forward(x)
+            .reshape([batch_windows, n, 3, heads, c / heads])
+            .permute([2, 0, 3, 1, 4]);
+        // As official: the attention itself runs in float32 with autocast off (under
+        // mixed precision only the projections run in half precision).
+        let context = tch::autocast(false, || {
+            let upcast = |t: Tensor| match t.kind() {
+                Kind::Half | Kind::BFloat16 => t.to_kind(Kind::Float),
+                _ => t,
+            };
+            let (q, k, v) = (upcast(qkv.get(0)), upcast(qkv.get(1)), upcast(qkv.get(2)));
+            self.attend(&q, &k, &v, mask, train)
+        });
         let x = context.transpose(1, 2).reshape([batch_windows, n, c]);
         dropout(&self.proj.forward(&x), self.proj_drop, train)
     }
@@ -458,11 +521,21 @@ impl SwinBlock {
         let (b, l, c) = dims3(x);
         let (res, ws, shift) = (self.resolution, self.window_size, self.shift_size);
         let h = self.norm1.forward(x).view([b, res, res, c]);
-        let h = if shift > 0 { h.roll([-shift, -shift], [1, 2]) } else { h };
+        let h = if shift > 0 {
+            h.roll([-shift, -shift], [1, 2])
+        } else {
+            h
+        };
         let windows = window_partition(&h, ws).view([-1, ws * ws, c]);
-        let attended = self.attn.forward_t(&windows, self.attn_mask.as_ref(), train);
+        let attended = self
+            .attn
+            .forward_t(&windows, self.attn_mask.as_ref(), train);
         let h = window_reverse(&attended.view([-1, ws, ws, c]), ws, res, res);
-        let h = if shift > 0 { h.roll([shift, shift], [1, 2]) } else { h };
+        let h = if shift > 0 {
+            h.roll([shift, shift], [1, 2])
+        } else {
+            h
+        };
         let x = x + drop_path(&h.reshape([b, l, c]), self.drop_path, train);
         let mlp = self.mlp.forward_t(&self.norm2.forward(&x), train);
         &x + drop_path(&mlp, self.drop_path, train)
@@ -602,8 +675,11 @@ impl SwinTransformer {
     ) -> Result<Self, crate::ModelError> {
         cfg.validate()?;
         if embedding_size <= 0 {
-            return Err(ConfigError::NotPositive { name: "embedding_size", value: embedding_size }
-                .into());
+            return Err(ConfigError::NotPositive {
+                name: "embedding_size",
+                value: embedding_size,
+            }
+            .into());
         }
         let embed = path / "patch_embed";
         let patch_embed = PatchEmbed {
@@ -616,7 +692,9 @@ impl SwinTransformer {
                 0,
                 true,
             ),
-            norm: cfg.patch_norm.then(|| LayerNorm::new(&(&embed / "norm"), cfg.embed_dim)),
+            norm: cfg
+                .patch_norm
+                .then(|| LayerNorm::new(&(&embed / "norm"), cfg.embed_dim)),
         };
         let num_patches = cfg.stage_resolution(0).pow(2);
         let absolute_pos_embed = cfg.ape.then(|| {
@@ -674,7 +752,7 @@ impl SwinTransformer {
     pub fn forward_t(&self, x: &Tensor, train: bool) -> BackboneOutput {
         let mut x = self.patch_embed.forward(x);
         if let Some(pos) = &self.absolute_pos_embed {
-            x = x + pos;
+            x += pos;
         }
         x = dropout(&x, self.cfg.drop_rate, train);
 
@@ -692,7 +770,14 @@ impl SwinTransformer {
                 local.push(if window == 1 {
                     map
                 } else {
-                    map.avg_pool2d([window, window], [window, window], [0, 0], false, true, None)
+                    map.avg_pool2d(
+                        [window, window],
+                        [window, window],
+                        [0, 0],
+                        false,
+                        true,
+                        None,
+                    )
                 });
             }
         }
@@ -701,7 +786,11 @@ impl SwinTransformer {
         let global_features = x.transpose(1, 2).reshape([b, c, feature_res, feature_res]);
         let pooled = self.norm.forward(&x).mean_dim(1, false, Kind::Float);
         let embedding = self.feature.forward_t(&pooled, train);
-        BackboneOutput { local_features, global_features, embedding }
+        BackboneOutput {
+            local_features,
+            global_features,
+            embedding,
+        }
     }
 }
 
@@ -739,9 +828,24 @@ mod tests {
         let m = -100.0f32;
         let expected: [[[f32; 4]; 4]; 4] = [
             [[0.0; 4]; 4],
-            [[0.0, m, 0.0, m], [m, 0.0, m, 0.0], [0.0, m, 0.0, m], [m, 0.0, m, 0.0]],
-            [[0.0, 0.0, m, m], [0.0, 0.0, m, m], [m, m, 0.0, 0.0], [m, m, 0.0, 0.0]],
-            [[0.0, m, m, m], [m, 0.0, m, m], [m, m, 0.0, m], [m, m, m, 0.0]],
+            [
+                [0.0, m, 0.0, m],
+                [m, 0.0, m, 0.0],
+                [0.0, m, 0.0, m],
+                [m, 0.0, m, 0.0],
+            ],
+            [
+                [0.0, 0.0, m, m],
+                [0.0, 0.0, m, m],
+                [m, m, 0.0, 0.0],
+                [m, m, 0.0, 0.0],
+            ],
+            [
+                [0.0, m, m, m],
+                [m, 0.0, m, m],
+                [m, m, 0.0, m],
+                [m, m, m, 0.0],
+            ],
         ];
         let flat: Vec<f32> = expected.iter().flatten().flatten().copied().collect();
         let expected = Tensor::from_slice(&flat).view([4, 4, 4]);
@@ -774,7 +878,10 @@ mod tests {
         assert!(block.attn_mask.is_none());
         let block = SwinBlock::new(&(vs.root() / "s"), &cfg, 96, 56, 3, 3, 0.0);
         assert_eq!((block.window_size, block.shift_size), (7, 3));
-        assert_eq!(block.attn_mask.as_ref().map(|m| m.size()), Some(vec![64, 49, 49]));
+        assert_eq!(
+            block.attn_mask.as_ref().map(|m| m.size()),
+            Some(vec![64, 49, 49])
+        );
     }
 
     #[test]

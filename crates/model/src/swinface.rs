@@ -56,8 +56,11 @@ impl SwinFace {
         cfg.validate()?;
         let backbone_root = root.set_group(BACKBONE_GROUP);
         let heads_root = root.set_group(HEADS_GROUP);
-        let backbone =
-            SwinTransformer::new(&(&backbone_root / "backbone"), &cfg.swin, cfg.embedding_size)?;
+        let backbone = SwinTransformer::new(
+            &(&backbone_root / "backbone"),
+            &cfg.swin,
+            cfg.embedding_size,
+        )?;
         let fam = FeatureAttentionModule::new(&(&heads_root / "fam"), &cfg.fam_config());
         let tss = TaskSpecificSubnets::new(
             &(&heads_root / "tss"),
@@ -66,7 +69,13 @@ impl SwinFace {
             cfg.tss_drop_rate,
         );
         let om = OutputModule::new(&(&heads_root / "om"), cfg.fam_feature_dim);
-        Ok(Self { backbone, fam, tss, om, cfg: cfg.clone() })
+        Ok(Self {
+            backbone,
+            fam,
+            tss,
+            om,
+            cfg: cfg.clone(),
+        })
     }
 
     pub fn backbone(&self) -> &SwinTransformer {
@@ -88,7 +97,12 @@ impl SwinFace {
             && size[2] == swin.img_size
             && size[3] == swin.img_size;
         let kind = x.kind();
-        if shape_ok && matches!(kind, Kind::Float | Kind::Half | Kind::BFloat16 | Kind::Double) {
+        if shape_ok
+            && matches!(
+                kind,
+                Kind::Float | Kind::Half | Kind::BFloat16 | Kind::Double
+            )
+        {
             Ok(())
         } else {
             Err(ModelError::InputShape {
@@ -157,7 +171,9 @@ mod tests {
         let loss = out
             .heads
             .iter()
-            .fold(Tensor::zeros([], (Kind::Float, Device::Cpu)), |acc, t| acc + t.square().mean(Kind::Float));
+            .fold(Tensor::zeros([], (Kind::Float, Device::Cpu)), |acc, t| {
+                acc + t.square().mean(Kind::Float)
+            });
         loss.backward();
         let vars = vs.variables();
         for name in [
@@ -175,8 +191,14 @@ mod tests {
             assert!(norm.is_finite() && norm > 0.0, "{name}: grad norm {norm}");
         }
         // Batch norms counted the training batch.
-        assert_eq!(i64::try_from(&vars["fam.nets.0.norm.num_batches_tracked"]).unwrap(), 1);
-        assert_eq!(i64::try_from(&vars["backbone.feature.3.num_batches_tracked"]).unwrap(), 1);
+        assert_eq!(
+            i64::try_from(&vars["fam.nets.0.norm.num_batches_tracked"]).unwrap(),
+            1
+        );
+        assert_eq!(
+            i64::try_from(&vars["backbone.feature.3.num_batches_tracked"]).unwrap(),
+            1
+        );
     }
 
     #[test]
@@ -184,8 +206,14 @@ mod tests {
         let vs = nn::VarStore::new(Device::Cpu);
         let model = SwinFace::new(&vs.root(), &SwinFaceConfig::tiny_demo()).unwrap();
         let x = Tensor::zeros([1, 3, 96, 112], (Kind::Float, Device::Cpu));
-        assert!(matches!(model.f_forward_t(&x, false), Err(ModelError::InputShape { .. })));
+        assert!(matches!(
+            model.f_forward_t(&x, false),
+            Err(ModelError::InputShape { .. })
+        ));
         let x = Tensor::zeros([1, 3, 112, 112], (Kind::Uint8, Device::Cpu));
-        assert!(matches!(model.check_input(&x), Err(ModelError::InputShape { .. })));
+        assert!(matches!(
+            model.check_input(&x),
+            Err(ModelError::InputShape { .. })
+        ));
     }
 }
