@@ -31,6 +31,7 @@ pub const MODEL_SECTIONS: [&str; 4] = [
 const SECTION_TAG: &str = "state_dict_";
 
 /// A decoded official checkpoint.
+#[derive(Debug)]
 pub struct OfficialCheckpoint {
     /// Each `state_dict_*` entry (e.g. `"state_dict_backbone"`) with its tensors under their
     /// un-prefixed keys, in file order. A file that is one flat state dict appears as a single
@@ -259,7 +260,7 @@ impl Rebuilder {
                 at: at.to_owned(),
                 reason: format!("storage of {} elements overflows", wanted.numel),
             })?;
-        let bytes = self.archive.storage(&wanted.key, byte_len)?;
+        let bytes = self.archive.storage(&wanted.key, byte_len, at)?;
         // ok: numel <= byte_len <= file length, far below i64::MAX.
         let numel = wanted.numel as i64;
         let tensor = Tensor::f_from_data_size(&bytes, &[numel], wanted.kind)?;

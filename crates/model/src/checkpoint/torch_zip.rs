@@ -65,14 +65,21 @@ impl TorchArchive {
     }
 
     /// Entry `<top>/<name>`, at most `max` bytes; when `exact` is given the entry must hold
-    /// exactly that many bytes. Memory grows only with bytes actually read.
+    /// exactly that many bytes. Memory grows only with bytes actually read. `context` names
+    /// what needs the entry, for errors.
     fn read_entry(
         &mut self,
         name: &str,
         max: u64,
         exact: Option<u64>,
+        context: &str,
     ) -> Result<Option<Vec<u8>>, CheckpointError> {
         let full = format!("{}{name}", self.prefix);
+        let at = if context.is_empty() {
+            full.clone()
+        } else {
+            format!("{context}, entry {full}")
+        };
         let Some(index) = self.archive.index_for_name(&full) else {
             return Ok(None);
         };
@@ -88,7 +95,7 @@ impl TorchArchive {
         let declared = entry.size();
         let bad = |reason: String| CheckpointError::BadTensor {
             path: path.clone(),
-            at: full.clone(),
+            at: at.clone(),
             reason,
         };
         if let Some(want) = exact {
@@ -121,19 +128,37 @@ impl TorchArchive {
                 bytes.len()
             )));
         }
+        // Reading on to the end makes the zip reader check the entry's CRC-32.
+        let mut probe = [0u8; 1];
+        let extra = entry
+            .read(&mut probe)
+            .map_err(|source| CheckpointError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        if extra != 0 {
+            return Err(bad(format!(
+                "entry holds more than its declared {declared} bytes"
+            )));
+        }
         Ok(Some(bytes))
     }
 
     /// The pickle bytes of `data.pkl`.
     pub fn pickle(&mut self) -> Result<Vec<u8>, CheckpointError> {
-        self.read_entry("data.pkl", MAX_PICKLE_BYTES, None)?
-            .ok_or_else(|| self.missing("data.pkl"))
+        self.read_entry("data.pkl", MAX_PICKLE_BYTES, None, "")?
+            .ok_or_else(|| self.missing("data.pkl", ""))
     }
 
-    fn missing(&self, name: &str) -> CheckpointError {
+    fn missing(&self, name: &str, context: &str) -> CheckpointError {
+        let entry = format!("{}{name}", self.prefix);
         CheckpointError::Structure {
             path: self.path.clone(),
-            at: format!("{}{name}", self.prefix),
+            at: if context.is_empty() {
+                entry
+            } else {
+                format!("{context}, entry {entry}")
+            },
             expected: "an archive entry".into(),
             found: "none".into(),
         }
@@ -141,7 +166,7 @@ impl TorchArchive {
 
     /// Fails unless storages are little-endian (files without `byteorder` predate it and are).
     pub fn check_byteorder(&mut self) -> Result<(), CheckpointError> {
-        let order = self.read_entry("byteorder", 16, None)?;
+        let order = self.read_entry("byteorder", 16, None, "")?;
         match order.as_deref() {
             None | Some(b"little") if cfg!(target_endian = "little") => Ok(()),
             found => Err(CheckpointError::Structure {
@@ -155,21 +180,27 @@ impl TorchArchive {
         }
     }
 
-    /// Storage `data/<key>`, which must hold exactly `byte_len` bytes.
-    pub fn storage(&mut self, key: &str, byte_len: u64) -> Result<Vec<u8>, CheckpointError> {
+    /// Storage `data/<key>`, which must hold exactly `byte_len` bytes; `tensor` names the
+    /// tensor that needs it, for errors.
+    pub fn storage(
+        &mut self,
+        key: &str,
+        byte_len: u64,
+        tensor: &str,
+    ) -> Result<Vec<u8>, CheckpointError> {
         let name = format!("data/{key}");
         if byte_len > self.file_len {
             return Err(CheckpointError::BadTensor {
                 path: self.path.clone(),
-                at: format!("{}{name}", self.prefix),
+                at: format!("{tensor}, entry {}{name}", self.prefix),
                 reason: format!(
                     "the pickle claims {byte_len} bytes, more than the whole file ({})",
                     self.file_len
                 ),
             });
         }
-        self.read_entry(&name, byte_len, Some(byte_len))?
-            .ok_or_else(|| self.missing(&name))
+        self.read_entry(&name, byte_len, Some(byte_len), tensor)?
+            .ok_or_else(|| self.missing(&name, tensor))
     }
 }
 
