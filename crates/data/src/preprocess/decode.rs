@@ -64,7 +64,9 @@ impl DecodeLimits {
 ///
 /// Like `cv2.imread(path, IMREAD_COLOR)`: the EXIF orientation is applied, grey is replicated to
 /// three channels and alpha is dropped. The header's dimensions are checked against `limits`
-/// before any pixel data is decoded.
+/// before any pixel data is decoded. Differences from OpenCV: 16-bit PNGs are scaled to 8 bits
+/// with rounding (OpenCV truncates), and JPEG pixels may differ by a level or two from
+/// libjpeg-turbo's (different IDCT and chroma upsampling).
 pub fn decode_rgb8(path: &Path, limits: &DecodeLimits) -> Result<RgbImage, PreprocessError> {
     let decode_err = |source| PreprocessError::Decode {
         path: path.to_path_buf(),

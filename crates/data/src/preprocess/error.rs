@@ -1,11 +1,12 @@
-//! Errors of the preprocessing pipeline.
+//! Errors of the preprocessing pipeline. Underlying causes are exposed as `source()`, not
+//! repeated in the message (print the chain, e.g. anyhow's `{:#}`).
 
 use std::path::PathBuf;
 
 /// Everything that can go wrong between an image file and a model input tensor.
 #[derive(Debug, thiserror::Error)]
 pub enum PreprocessError {
-    #[error("cannot read image {}: {source}", path.display())]
+    #[error("cannot read image {}", path.display())]
     Io {
         path: PathBuf,
         #[source]
@@ -30,7 +31,7 @@ pub enum PreprocessError {
         width: u32,
         height: u32,
     },
-    #[error("cannot decode image {} (JPEG and PNG are supported): {source}", path.display())]
+    #[error("cannot decode image {} (JPEG and PNG are supported)", path.display())]
     Decode {
         path: PathBuf,
         #[source]
@@ -60,6 +61,6 @@ pub enum PreprocessError {
         expected_width: u32,
         expected_height: u32,
     },
-    #[error("tensor creation failed: {0}")]
+    #[error("tensor creation failed")]
     Tensor(#[from] tch::TchError),
 }
