@@ -70,6 +70,11 @@ for section, entries in expected.items():
         assert tuple(t.shape) == shape and str(t.dtype) == "torch." + dtype, (rest, t.shape, t.dtype)
         assert not t.requires_grad
         flat[section[len("state_dict_"):] + "." + rest] = t.contiguous()
+# Storages are 64-byte aligned, so torch can also memory-map the file.
+mapped = torch.load(path, weights_only=True, mmap=True)
+for section in expected:
+    for rest, value in mapped[section].items():
+        assert torch.equal(value, ck[section][rest]), (section, rest)
 # The official inference path: strict load_state_dict per module.
 sys.path.insert(0, baseline)
 from swinface_torch import SwinFace

@@ -767,3 +767,37 @@ fn dedupe_keys(pairs: Vec<(Value, Value)>) -> Vec<(Value, Value)> {
     }
     slots.into_iter().flatten().collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_payloads_decode_as_python_does() {
+        assert_eq!(decode_long(&[]), Value::Int(0));
+        assert_eq!(decode_long(&[0xff]), Value::Int(-1));
+        assert_eq!(decode_long(&[0x80, 0x00]), Value::Int(128));
+        assert_eq!(
+            decode_long(&[0, 0, 0, 0, 0, 0, 0, 0x80]),
+            Value::Int(i64::MIN)
+        );
+        assert_eq!(decode_long(&[1; 9]), Value::Long(vec![1; 9]));
+    }
+
+    #[test]
+    fn repeated_keys_keep_the_first_place_and_the_last_value() {
+        // Python: {1: 'a', 'k': 'x', True: 'b'} == {1: 'b', 'k': 'x'}
+        let pairs = vec![
+            (Value::Int(1), Value::from("a")),
+            (Value::from("k"), Value::from("x")),
+            (Value::Bool(true), Value::from("b")),
+        ];
+        assert_eq!(
+            dedupe_keys(pairs),
+            vec![
+                (Value::Int(1), Value::from("b")),
+                (Value::from("k"), Value::from("x"))
+            ]
+        );
+    }
+}

@@ -108,6 +108,42 @@ assert os.path.exists(probe)
     }
 }
 
+/// insightface verification `.bin` files: `(list of encoded images, list of bools)`.
+#[test]
+fn reads_verification_bin_layouts() {
+    let dir = scratch_dir("bin_layouts");
+    let script = r#"
+import pickle, random, sys, pathlib
+d = pathlib.Path(sys.argv[1])
+rng = random.Random(3)
+bins = [bytes(rng.randrange(256) for _ in range(rng.randrange(3000, 6000))) for _ in range(12)]
+issame = [rng.random() < 0.5 for _ in range(6)]
+for p in (2, 3, 4):
+    with open(d / f"v{p}.bin", "wb") as f:
+        pickle.dump((bins, issame), f, protocol=p)
+(d / "expected.raw").write_bytes(b"".join(len(b).to_bytes(4, "little") + b for b in bins)
+                                 + bytes(issame))
+"#;
+    run_python(script, &[&dir]);
+    let raw = std::fs::read(dir.join("expected.raw")).unwrap();
+    let (mut bins, mut at) = (Vec::new(), 0);
+    for _ in 0..12 {
+        let len = u32::from_le_bytes(raw[at..at + 4].try_into().unwrap()) as usize;
+        bins.push(Value::Bytes(raw[at + 4..at + 4 + len].to_vec()));
+        at += 4 + len;
+    }
+    let issame = raw[at..].iter().map(|&b| Value::Bool(b == 1)).collect();
+    let expected = Value::Tuple(vec![Value::List(bins), Value::List(issame)]);
+    for p in [2, 3, 4] {
+        let data = std::fs::read(dir.join(format!("v{p}.bin"))).unwrap();
+        assert_eq!(
+            read_pickle(&data, &AllowList::plain_data()).unwrap(),
+            expected,
+            "protocol {p}"
+        );
+    }
+}
+
 #[test]
 fn reads_python2_str_as_bytes() {
     // Python 2's `pickle.dumps(("ab\xff", [True]), 2)`: SHORT_BINSTRING holds bytes.
@@ -119,5 +155,15 @@ fn reads_python2_str_as_bytes() {
             Value::Bytes(b"ab\xff".to_vec()),
             Value::List(vec![Value::Bool(true)])
         ])
+    );
+    // BINSTRING (4-byte length) for longer Python 2 strings.
+    let long: Vec<u8> = (0..300u32).map(|i| (i * 7) as u8).collect();
+    let mut data = vec![0x80, 2, b'T'];
+    data.extend_from_slice(&300i32.to_le_bytes());
+    data.extend_from_slice(&long);
+    data.push(b'.');
+    assert_eq!(
+        read_pickle(&data, &AllowList::empty()).unwrap(),
+        Value::Bytes(long)
     );
 }

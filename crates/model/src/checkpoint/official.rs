@@ -261,7 +261,7 @@ impl Rebuilder {
                 reason: format!("storage of {} elements overflows", wanted.numel),
             })?;
         let bytes = self.archive.storage(&wanted.key, byte_len, at)?;
-        // ok: numel <= byte_len <= file length, far below i64::MAX.
+        // The cast cannot wrap: numel <= byte_len <= the file's length.
         let numel = wanted.numel as i64;
         let tensor = Tensor::f_from_data_size(&bytes, &[numel], wanted.kind)?;
         self.storages
@@ -387,4 +387,42 @@ pub fn write_official(
     write_atomically(path, |temp| {
         write_archive(temp, &pickle, tensors.iter().map(tensor_bytes))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn natural_order_compares_numbers_as_numbers() {
+        let mut keys = vec![
+            "om.output_fcs.10.bias",
+            "om.output_fcs.2.weight",
+            "om.output_fcs.2.bias",
+            "backbone.layers.1.x",
+            "backbone.layers.0.x",
+        ];
+        keys.sort_by(|a, b| natural_order(a, b));
+        assert_eq!(
+            keys,
+            [
+                "backbone.layers.0.x",
+                "backbone.layers.1.x",
+                "om.output_fcs.2.bias",
+                "om.output_fcs.2.weight",
+                "om.output_fcs.10.bias",
+            ]
+        );
+    }
+
+    #[test]
+    fn section_names_map_to_prefixes() {
+        assert_eq!(
+            section_prefix("state_dict_backbone").as_deref(),
+            Some("backbone.")
+        );
+        assert_eq!(section_prefix("").as_deref(), Some(""));
+        assert_eq!(section_prefix("state_dict_"), None);
+        assert_eq!(section_prefix("global_step"), None);
+    }
 }
