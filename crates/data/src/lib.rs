@@ -1,3 +1,6 @@
 //! swinface-data: reading and preparing face images.
 
+pub mod attributes;
+pub mod error;
+pub mod formats;
 pub mod preprocess;
