@@ -104,8 +104,10 @@ mod tests {
 
     #[test]
     fn weights_combine_and_validate() {
-        let mut weights = LossWeights::default();
-        weights.recognition_loss_weight = 2.0;
+        let mut weights = LossWeights {
+            recognition_loss_weight: 2.0,
+            ..LossWeights::default()
+        };
         weights.analysis_loss_weights[41] = 0.5;
         let analysis: Vec<Tensor> = (0..ANALYSIS_TASKS)
             .map(|j| Tensor::from(j as f64))

@@ -20,6 +20,11 @@
 //!   its parameter into `param_groups[-1]`, which in SwinFace's `train.py` is the output-head
 //!   group, so the Gender head's weight silently drops out of training. Here Partial FC is
 //!   its own group and every head stays in the optimizer.
+//! - Negatives are drawn from a counter-based generator (seed, rank, draw, centre) instead of
+//!   `torch.rand`, so that sampling resumes exactly from a checkpoint.
+//!
+//! With loss scaling, pass [`PartialFc::grad`] to the scaler's `unscale` with the model's
+//! gradients, then call [`PartialFc::step`] (or [`PartialFc::skip_step`] on overflow).
 
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
@@ -108,6 +113,7 @@ pub struct PartialFc {
     uniform_step: Option<i64>,
     active: Option<ActiveCentres>,
     batch_size: Option<i64>,
+    sampler: CentreSampler,
 }
 
 impl PartialFc {
@@ -138,7 +144,7 @@ impl PartialFc {
                 reason: "must be >= 1".into(),
             });
         }
-        if !(config.sample_rate > 0.0) {
+        if config.sample_rate.is_nan() || config.sample_rate <= 0.0 {
             return Err(LossError::InvalidConfig {
                 field: "sample_rate",
                 reason: "must be > 0".into(),
@@ -189,9 +195,16 @@ impl PartialFc {
             weight,
             state,
             uniform_step: Some(0),
+            sampler: CentreSampler::new(0, rank as u64),
             active: None,
             batch_size: None,
         })
+    }
+
+    /// Seeds the negative-centre sampling (each rank derives its own stream from it).
+    pub fn with_sampling_seed(mut self, seed: u64) -> Self {
+        self.sampler = CentreSampler::new(seed, self.sampler.rank);
+        self
     }
 
     /// Runs the cosine computation under fp16 autocast (the official `fp16` flag).
@@ -339,7 +352,7 @@ impl PartialFc {
     /// Keeps this shard's labels (others -1) and, when sampling, picks the positive centres
     /// plus random negatives and remaps the labels into the sample.
     /// all_labels: [N] -> (active centres, [N] labels into them or -1)
-    fn select_centres(&self, all_labels: &Tensor) -> Result<(ActiveCentres, Tensor)> {
+    fn select_centres(&mut self, all_labels: &Tensor) -> Result<(ActiveCentres, Tensor)> {
         let in_shard = all_labels
             .f_ge(self.class_start)?
             .f_logical_and(&all_labels.f_lt(self.class_start + self.num_local)?)?;
@@ -358,9 +371,11 @@ impl PartialFc {
             .f_masked_select(&in_shard)?
             .f_internal_unique(true, false)?;
         let index = if self.num_sample >= positive.numel() as i64 {
-            let mut priority =
-                Tensor::f_rand([self.num_local], (Kind::Float, self.weight.device()))?;
-            // Positives first: rand() < 1 < 2.
+            let mut priority = self
+                .sampler
+                .next_priorities(self.num_local)?
+                .f_to_device(self.weight.device())?;
+            // Positives first: priorities < 1 < 2.
             let _ = priority.f_index_fill_(0, &positive, 2.0)?;
             let (_, top) = priority.f_topk(self.num_sample, 0, true, true)?;
             top.f_sort(0, false)?.0
@@ -580,7 +595,7 @@ impl PartialFc {
         Ok(())
     }
 
-    /// `partial_fc.weight` and the optimizer table (`exp_avg`, `exp_avg_sq` or
+    /// `partial_fc.weight`, the sampler position and the optimizer table (`exp_avg`, `exp_avg_sq` or
     /// `momentum_buffer`, and `step` per centre). Shares storage: save before the next step.
     pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
         let mut out = vec![(
@@ -589,6 +604,7 @@ impl PartialFc {
                 .f_detach()
                 .unwrap_or_else(|_| self.weight.shallow_clone()),
         )];
+        out.push(("partial_fc.sampler".into(), self.sampler.state()));
         match &self.state {
             CentreState::AdamW {
                 exp_avg,
@@ -617,6 +633,8 @@ impl PartialFc {
     pub fn load_state(&mut self, state: &[(String, Tensor)]) -> Result<()> {
         let mut reader = StateReader::new(state)?;
         reader.check_like("partial_fc.weight", &self.weight)?;
+        let mut sampler_state = self.sampler.state();
+        reader.check_like("partial_fc.sampler", &sampler_state)?;
         let tables: Vec<(&str, &mut Tensor)> = match &mut self.state {
             CentreState::AdamW {
                 exp_avg,
@@ -645,6 +663,8 @@ impl PartialFc {
             reader.copy_into(name, table)?;
         }
         reader.copy_into("partial_fc.weight", &mut self.weight)?;
+        reader.copy_into("partial_fc.sampler", &mut sampler_state)?;
+        self.sampler = CentreSampler::from_state(&sampler_state, self.sampler.rank)?;
         self.active = None;
         self.uniform_step = if self.sampling {
             None
@@ -664,6 +684,61 @@ impl PartialFc {
         );
         Ok((min == max).then_some(min))
     }
+}
+
+/// Counter-based random priorities for choosing negative centres: a pure function of
+/// (seed, rank, draw, centre), so that sampling resumes exactly from a checkpoint and does not
+/// depend on (or disturb) torch's global generator. The official code uses `torch.rand`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct CentreSampler {
+    seed: u64,
+    rank: u64,
+    draws: u64,
+}
+
+impl CentreSampler {
+    fn new(seed: u64, rank: u64) -> Self {
+        Self {
+            seed,
+            rank,
+            draws: 0,
+        }
+    }
+
+    /// [n] float32 uniform in [0, 1), a fresh set per call.
+    fn next_priorities(&mut self, n: i64) -> Result<Tensor> {
+        let stream = splitmix64(splitmix64(self.seed ^ splitmix64(self.rank)) ^ self.draws);
+        self.draws += 1;
+        let values: Vec<f32> = (0..n as u64)
+            .map(|i| {
+                let bits =
+                    splitmix64(stream.wrapping_add((i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+                // 24 random bits: exactly representable, strictly below 1.
+                (bits >> 40) as f32 / (1u64 << 24) as f32
+            })
+            .collect();
+        Ok(Tensor::f_from_slice(&values)?)
+    }
+
+    /// [seed, draws] as int64 (bit patterns), on the CPU.
+    fn state(&self) -> Tensor {
+        Tensor::from_slice(&[self.seed as i64, self.draws as i64])
+    }
+
+    fn from_state(state: &Tensor, rank: u64) -> Result<Self> {
+        Ok(Self {
+            seed: state.f_int64_value(&[0])? as u64,
+            rank,
+            draws: state.f_int64_value(&[1])? as u64,
+        })
+    }
+}
+
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 fn rule_mismatch() -> LossError {

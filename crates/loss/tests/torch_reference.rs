@@ -134,30 +134,59 @@ fn compare(dir: &std::path::Path, params: &[(String, Tensor)], what: &str, rel_t
 
 #[test]
 fn adamw_matches_torch() {
-    let dir = tempfile::tempdir().unwrap();
-    let params = params();
-    write_inputs(dir.path(), &params);
-    let mut opt = AdamW::new(groups(&params, [0.05, 0.05]), AdamWHyper::default()).unwrap();
-    run_rust(&mut opt, &params);
-    let script = python_optimizer("torch.optim.AdamW(groups, foreach=False)")
-        .replace("WD0", "0.05")
-        .replace("WD1", "0.05");
-    run_python(&script, dir.path());
-    compare(dir.path(), &params, "AdamW", 1e-7);
+    for flat in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let params = params();
+        write_inputs(dir.path(), &params);
+        let groups = groups(&params, [0.05, 0.05]);
+        let mut opt = if flat {
+            AdamW::with_flat_buffers(groups, AdamWHyper::default()).unwrap()
+        } else {
+            AdamW::new(groups, AdamWHyper::default()).unwrap()
+        };
+        run_rust(&mut opt, &params);
+        let script = python_optimizer("torch.optim.AdamW(groups, foreach=False)")
+            .replace("WD0", "0.05")
+            .replace("WD1", "0.05");
+        run_python(&script, dir.path());
+        compare(
+            dir.path(),
+            &params,
+            if flat {
+                "AdamW (flat buffers)"
+            } else {
+                "AdamW"
+            },
+            1e-7,
+        );
+    }
 }
 
 #[test]
 fn sgd_matches_torch() {
-    let dir = tempfile::tempdir().unwrap();
-    let params = params();
-    write_inputs(dir.path(), &params);
-    let mut opt = Sgd::new(groups(&params, [5e-4, 0.0]), SgdHyper::default()).unwrap();
-    run_rust(&mut opt, &params);
-    let script = python_optimizer("torch.optim.SGD(groups, lr=0.1, momentum=0.9, foreach=False)")
-        .replace("WD0", "5e-4")
-        .replace("WD1", "0.0");
-    run_python(&script, dir.path());
-    compare(dir.path(), &params, "SGD", 1e-7);
+    for flat in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let params = params();
+        write_inputs(dir.path(), &params);
+        let groups = groups(&params, [5e-4, 0.0]);
+        let mut opt = if flat {
+            Sgd::with_flat_buffers(groups, SgdHyper::default()).unwrap()
+        } else {
+            Sgd::new(groups, SgdHyper::default()).unwrap()
+        };
+        run_rust(&mut opt, &params);
+        let script =
+            python_optimizer("torch.optim.SGD(groups, lr=0.1, momentum=0.9, foreach=False)")
+                .replace("WD0", "5e-4")
+                .replace("WD1", "0.0");
+        run_python(&script, dir.path());
+        compare(
+            dir.path(),
+            &params,
+            if flat { "SGD (flat buffers)" } else { "SGD" },
+            1e-7,
+        );
+    }
 }
 
 #[test]

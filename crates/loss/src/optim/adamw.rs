@@ -3,6 +3,7 @@
 
 use tch::{Kind, Tensor};
 
+use super::flat::{state_buffer, FlatGroup};
 use super::groups::{check_unique_names, ParamGroup};
 use super::scratch::Scratch;
 use super::state::{check_lr_count, StateReader};
@@ -42,33 +43,77 @@ pub struct AdamW {
     hyper: AdamWHyper,
     groups: Vec<ParamGroup>,
     moments: Vec<Vec<Moments>>,
+    /// Per group, when built with flat buffers: the moments' flat storage.
+    flat: Vec<Option<FlatMoments>>,
     scratch: Scratch,
 }
 
+/// A flat group and the flat buffers behind its parameters' moments.
+#[derive(Debug)]
+struct FlatMoments {
+    group: FlatGroup,
+    exp_avg: Tensor,
+    exp_avg_sq: Tensor,
+}
+
 impl AdamW {
+    /// Updates each parameter with its own in-place kernels.
     pub fn new(groups: Vec<ParamGroup>, hyper: AdamWHyper) -> Result<Self> {
+        Self::build(groups, hyper, false)
+    }
+
+    /// Moves each group's parameters, gradients and moments into flat buffers (see
+    /// [`super::flat`]); a step whose group has every gradient and one common step count is
+    /// then one update over the whole buffer, else it falls back to per-tensor updates.
+    /// Same results as [`AdamW::new`], bit for bit.
+    pub fn with_flat_buffers(groups: Vec<ParamGroup>, hyper: AdamWHyper) -> Result<Self> {
+        Self::build(groups, hyper, true)
+    }
+
+    fn build(mut groups: Vec<ParamGroup>, hyper: AdamWHyper, flat: bool) -> Result<Self> {
         check_unique_names(&groups)?;
-        let moments = groups
-            .iter()
-            .map(|g| {
-                g.params
-                    .iter()
-                    .map(|(_, p)| {
-                        Ok(Moments {
-                            exp_avg: p.f_zeros_like()?,
-                            exp_avg_sq: p.f_zeros_like()?,
-                            step: 0,
-                        })
+        let mut all_moments = Vec::with_capacity(groups.len());
+        let mut all_flat = Vec::with_capacity(groups.len());
+        for group in &mut groups {
+            let flat_group = if flat {
+                FlatGroup::relocate(&mut group.params)?
+            } else {
+                None
+            };
+            let (exp_avg, exp_avg_views) = state_buffer(flat_group.as_ref(), &group.params)?;
+            let (exp_avg_sq, exp_avg_sq_views) = state_buffer(flat_group.as_ref(), &group.params)?;
+            all_moments.push(
+                exp_avg_views
+                    .into_iter()
+                    .zip(exp_avg_sq_views)
+                    .map(|(exp_avg, exp_avg_sq)| Moments {
+                        exp_avg,
+                        exp_avg_sq,
+                        step: 0,
                     })
-                    .collect::<Result<Vec<_>>>()
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let scratch =
-            Scratch::for_params(groups.iter().flat_map(|g| g.params.iter().map(|(_, p)| p)))?;
+                    .collect(),
+            );
+            all_flat.push(match (flat_group, exp_avg, exp_avg_sq) {
+                (Some(group), Some(exp_avg), Some(exp_avg_sq)) => Some(FlatMoments {
+                    group,
+                    exp_avg,
+                    exp_avg_sq,
+                }),
+                _ => None,
+            });
+        }
+        let flat_params = all_flat.iter().flatten().map(|f| &f.group.params);
+        let scratch = Scratch::for_params(
+            groups
+                .iter()
+                .flat_map(|g| g.params.iter().map(|(_, p)| p))
+                .chain(flat_params),
+        )?;
         Ok(Self {
             hyper,
             groups,
-            moments,
+            moments: all_moments,
+            flat: all_flat,
             scratch,
         })
     }
@@ -86,7 +131,33 @@ impl Optimizer for AdamW {
     fn step(&mut self, lrs: &[f64]) -> Result<()> {
         check_lr_count(lrs, self.groups.len())?;
         let _guard = tch::no_grad_guard();
-        for ((group, moments), &lr) in self.groups.iter_mut().zip(&mut self.moments).zip(lrs) {
+        let groups = self
+            .groups
+            .iter_mut()
+            .zip(&mut self.moments)
+            .zip(&mut self.flat);
+        for (((group, moments), flat), &lr) in groups.zip(lrs) {
+            if let Some(flat) = flat {
+                let common_step = moments.iter().all(|m| m.step == moments[0].step);
+                if common_step && flat.group.attach(&mut group.params)? {
+                    let step = moments[0].step + 1;
+                    moments.iter_mut().for_each(|m| m.step = step);
+                    let (work, denom) = self.scratch.pair(&flat.group.params)?;
+                    adamw_update(
+                        &mut flat.group.params.shallow_clone(),
+                        &flat.group.grads,
+                        &mut flat.exp_avg,
+                        &mut flat.exp_avg_sq,
+                        step,
+                        lr,
+                        group.weight_decay,
+                        self.hyper,
+                        &work,
+                        &denom,
+                    )?;
+                    continue;
+                }
+            }
             for ((_, param), state) in group.params.iter_mut().zip(moments.iter_mut()) {
                 let grad = param.f_grad()?;
                 if !grad.defined() {

@@ -1,6 +1,7 @@
 //! Optimizers (AdamW, SGD) over parameter groups, with state that checkpoints save exactly.
 
 mod adamw;
+mod flat;
 mod groups;
 mod scratch;
 mod sgd;
@@ -95,6 +96,9 @@ pub struct OptimizerConfig {
     pub backbone_lr_scale: f64,
     /// Exempt norms, biases and relative-position tables from weight decay (official: no).
     pub no_decay_for_norm_and_bias: bool,
+    /// Keep each group's parameters, gradients and state in one flat buffer (relocates the
+    /// model's parameters with `set_data`; see `optim::flat`). Same results, fewer kernels.
+    pub flat_buffers: bool,
 }
 
 impl Default for OptimizerConfig {
@@ -108,6 +112,7 @@ impl Default for OptimizerConfig {
             eps: 1e-8,
             backbone_lr_scale: 0.1,
             no_decay_for_norm_and_bias: false,
+            flat_buffers: false,
         }
     }
 }
@@ -136,10 +141,10 @@ impl OptimizerConfig {
         if !(0.0..1.0).contains(&self.betas.0) || !(0.0..1.0).contains(&self.betas.1) {
             return bad("betas", "must lie in [0, 1)");
         }
-        if !(self.eps > 0.0) {
+        if self.eps.is_nan() || self.eps <= 0.0 {
             return bad("eps", "must be > 0");
         }
-        if !(self.momentum >= 0.0) {
+        if !self.momentum.is_finite() || self.momentum < 0.0 {
             return bad("momentum", "must be >= 0");
         }
         Ok(())
@@ -190,9 +195,11 @@ impl OptimizerConfig {
 
     pub fn build(&self, groups: Vec<ParamGroup>) -> Result<Box<dyn Optimizer>> {
         self.validate()?;
-        Ok(match self.update_rule() {
-            UpdateRule::AdamW(hyper) => Box::new(AdamW::new(groups, hyper)?),
-            UpdateRule::Sgd(hyper) => Box::new(Sgd::new(groups, hyper)?),
+        Ok(match (self.update_rule(), self.flat_buffers) {
+            (UpdateRule::AdamW(hyper), false) => Box::new(AdamW::new(groups, hyper)?),
+            (UpdateRule::AdamW(hyper), true) => Box::new(AdamW::with_flat_buffers(groups, hyper)?),
+            (UpdateRule::Sgd(hyper), false) => Box::new(Sgd::new(groups, hyper)?),
+            (UpdateRule::Sgd(hyper), true) => Box::new(Sgd::with_flat_buffers(groups, hyper)?),
         })
     }
 }

@@ -2,6 +2,7 @@
 
 use tch::{Kind, Tensor};
 
+use super::flat::{state_buffer, FlatGroup};
 use super::groups::{check_unique_names, ParamGroup};
 use super::scratch::Scratch;
 use super::state::{check_lr_count, StateReader};
@@ -40,32 +41,62 @@ pub struct Sgd {
     hyper: SgdHyper,
     groups: Vec<ParamGroup>,
     momenta: Vec<Vec<Momentum>>,
+    /// Per group, when built with flat buffers: the momentum buffers' flat storage.
+    flat: Vec<Option<FlatMomentum>>,
     scratch: Scratch,
 }
 
+#[derive(Debug)]
+struct FlatMomentum {
+    group: FlatGroup,
+    buffer: Tensor,
+}
+
 impl Sgd {
+    /// Updates each parameter with its own in-place kernels.
     pub fn new(groups: Vec<ParamGroup>, hyper: SgdHyper) -> Result<Self> {
+        Self::build(groups, hyper, false)
+    }
+
+    /// Flat buffers, as [`super::AdamW::with_flat_buffers`]; same results bit for bit.
+    pub fn with_flat_buffers(groups: Vec<ParamGroup>, hyper: SgdHyper) -> Result<Self> {
+        Self::build(groups, hyper, true)
+    }
+
+    fn build(mut groups: Vec<ParamGroup>, hyper: SgdHyper, flat: bool) -> Result<Self> {
         check_unique_names(&groups)?;
-        let momenta = groups
-            .iter()
-            .map(|g| {
-                g.params
-                    .iter()
-                    .map(|(_, p)| {
-                        Ok(Momentum {
-                            buffer: p.f_zeros_like()?,
-                            steps: 0,
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let scratch =
-            Scratch::for_params(groups.iter().flat_map(|g| g.params.iter().map(|(_, p)| p)))?;
+        let mut all_momenta = Vec::with_capacity(groups.len());
+        let mut all_flat = Vec::with_capacity(groups.len());
+        for group in &mut groups {
+            let flat_group = if flat {
+                FlatGroup::relocate(&mut group.params)?
+            } else {
+                None
+            };
+            let (buffer, views) = state_buffer(flat_group.as_ref(), &group.params)?;
+            all_momenta.push(
+                views
+                    .into_iter()
+                    .map(|buffer| Momentum { buffer, steps: 0 })
+                    .collect(),
+            );
+            all_flat.push(match (flat_group, buffer) {
+                (Some(group), Some(buffer)) => Some(FlatMomentum { group, buffer }),
+                _ => None,
+            });
+        }
+        let flat_params = all_flat.iter().flatten().map(|f| &f.group.params);
+        let scratch = Scratch::for_params(
+            groups
+                .iter()
+                .flat_map(|g| g.params.iter().map(|(_, p)| p))
+                .chain(flat_params),
+        )?;
         Ok(Self {
             hyper,
             groups,
-            momenta,
+            momenta: all_momenta,
+            flat: all_flat,
             scratch,
         })
     }
@@ -83,7 +114,31 @@ impl Optimizer for Sgd {
     fn step(&mut self, lrs: &[f64]) -> Result<()> {
         check_lr_count(lrs, self.groups.len())?;
         let _guard = tch::no_grad_guard();
-        for ((group, momenta), &lr) in self.groups.iter_mut().zip(&mut self.momenta).zip(lrs) {
+        let groups = self
+            .groups
+            .iter_mut()
+            .zip(&mut self.momenta)
+            .zip(&mut self.flat);
+        for (((group, momenta), flat), &lr) in groups.zip(lrs) {
+            if let Some(flat) = flat {
+                let common_step = momenta.iter().all(|m| m.steps == momenta[0].steps);
+                if common_step && flat.group.attach(&mut group.params)? {
+                    let first_step = momenta[0].steps == 0;
+                    momenta.iter_mut().for_each(|m| m.steps += 1);
+                    let (work, _) = self.scratch.pair(&flat.group.params)?;
+                    sgd_update(
+                        &mut flat.group.params.shallow_clone(),
+                        &flat.group.grads,
+                        &mut flat.buffer,
+                        first_step,
+                        lr,
+                        group.weight_decay,
+                        self.hyper,
+                        &work,
+                    )?;
+                    continue;
+                }
+            }
             for ((_, param), state) in group.params.iter_mut().zip(momenta.iter_mut()) {
                 let grad = param.f_grad()?;
                 if !grad.defined() {
@@ -159,7 +214,7 @@ pub(crate) fn sgd_update(
 ) -> Result<()> {
     let scalar = |value: f64| Tensor::f_full([], value, (param.kind(), param.device()));
     let mut direction = work.shallow_clone();
-    let _ = direction.f_copy_(grad)?;
+    direction.f_copy_(grad)?;
     if weight_decay != 0.0 {
         let _ = direction.f_addcmul_(param, &scalar(weight_decay)?)?;
     }
