@@ -53,6 +53,45 @@ impl AmpMode {
     }
 }
 
+/// Precision settings: the official `fp16` switch, an optional explicit mode, the scaler.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AmpConfig {
+    /// Official name; `true` selects [`AmpMode::Fp16`] unless `amp_mode` says otherwise.
+    pub fp16: bool,
+    pub amp_mode: Option<AmpMode>,
+    pub grad_scaler: GradScalerConfig,
+}
+
+impl Default for AmpConfig {
+    /// The official configuration trains with `fp16 = True`.
+    fn default() -> Self {
+        Self {
+            fp16: true,
+            amp_mode: None,
+            grad_scaler: GradScalerConfig::default(),
+        }
+    }
+}
+
+impl AmpConfig {
+    /// The mode to train in on `device` (fp32 on the CPU).
+    pub fn mode(&self, device: Device) -> AmpMode {
+        self.amp_mode
+            .unwrap_or(AmpMode::from_fp16(self.fp16))
+            .for_device(device)
+    }
+
+    /// A scaler, enabled only in fp16 mode on `device`.
+    pub fn grad_scaler(&self, device: Device) -> Result<GradScaler> {
+        GradScaler::new(
+            self.grad_scaler.clone(),
+            self.mode(device).uses_grad_scaler(),
+            device,
+        )
+    }
+}
+
 /// Runs `f` under CUDA fp16 autocast when `enabled` (tch::autocast; a no-op without CUDA).
 pub fn with_autocast<T>(enabled: bool, f: impl FnOnce() -> T) -> T {
     if enabled {

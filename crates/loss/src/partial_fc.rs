@@ -162,6 +162,12 @@ impl PartialFc {
         let sampling = config.sample_rate < 1.0;
         // Python's int(): truncation.
         let num_sample = (config.sample_rate * num_local as f64) as i64;
+        if sampling && num_sample < 1 {
+            return Err(LossError::InvalidConfig {
+                field: "sample_rate",
+                reason: format!("samples no centre from a shard of {num_local} classes"),
+            });
+        }
 
         let shape = [num_local, config.embedding_size];
         let mut weight = Tensor::f_empty(shape, (kind, device))?;
@@ -258,7 +264,9 @@ impl PartialFc {
     /// local_embeddings: [B, D] (differentiable), local_labels: [B] int64 global class ids
     /// -> scalar loss, the same value on every rank: −mean over the gathered batch of
     /// log(max(p_target, 1e-30)). Its gradient flows into `local_embeddings` and into the
-    /// active centres (see the module doc for the scaling).
+    /// active centres (see the module doc for the scaling). Call [`PartialFc::step`] (or
+    /// [`PartialFc::skip_step`]) before the next forward: with sampling, each forward draws
+    /// a new set of centres and the previous set's gradient is dropped.
     pub fn forward(&mut self, local_embeddings: &Tensor, local_labels: &Tensor) -> Result<Tensor> {
         let (batch, dim) = local_embeddings.size2().map_err(|_| LossError::Shape {
             what: "Partial FC embeddings",
