@@ -420,10 +420,10 @@ mod tests {
         assert_eq!(cfg, SwinFaceConfig::default());
 
         let partial: SwinFaceConfig =
-            serde_yaml::from_str("fam_spatial_attention: LANet\nswin:\n  attention: sdpa\n")
+            serde_yaml::from_str("fam_spatial_attention: LANet\nswin:\n  attention: math\n")
                 .unwrap();
         assert_eq!(partial.fam_spatial_attention, SpatialAttention::LaNet);
-        assert_eq!(partial.swin.attention, crate::swin::AttentionKernel::Sdpa);
+        assert_eq!(partial.swin.attention, crate::swin::AttentionKernel::Math);
         assert_eq!(partial.swin.depths, [2, 2, 6, 2]);
 
         assert!(serde_yaml::from_str::<SwinFaceConfig>("fam_kernal_size: 3\n").is_err());

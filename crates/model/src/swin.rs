@@ -20,14 +20,17 @@ const SHIFT_MASK_VALUE: f32 = -100.0;
 /// Sanity bound on `mlp_ratio` (Swin uses 4).
 const MAX_MLP_RATIO: f64 = 64.0;
 
-/// How window attention is computed. Both give the same result to float round-off.
+/// How window attention is computed. Both match the official outputs to float round-off
+/// (tests/parity.rs: max abs diff 1e-6 for `math`, 8e-6 for `sdpa`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AttentionKernel {
     /// The official sequence: `softmax(q * scale @ k^T + bias + mask) @ v`.
-    #[default]
     Math,
     /// `scaled_dot_product_attention` with bias and shift mask as one additive mask.
+    /// Default: on the CPU its eval forward is ~15-20% faster than `math` and training is
+    /// as fast (measured by `bench_forward_batch8_math_vs_sdpa` in tests/parity.rs).
+    #[default]
     Sdpa,
 }
 
@@ -81,7 +84,7 @@ impl Default for SwinConfig {
             drop_path_rate: 0.1,
             ape: false,
             patch_norm: true,
-            attention: AttentionKernel::Math,
+            attention: AttentionKernel::Sdpa,
         }
     }
 }
@@ -901,7 +904,11 @@ mod tests {
     fn sdpa_and_math_attention_agree_with_mask() {
         tch::manual_seed(3);
         let vs = nn::VarStore::new(Device::Cpu);
-        let mut block = SwinBlock::new(&vs.root(), &SwinConfig::default(), 96, 14, 3, 3, 0.0);
+        let cfg = SwinConfig {
+            attention: AttentionKernel::Math,
+            ..SwinConfig::default()
+        };
+        let mut block = SwinBlock::new(&vs.root(), &cfg, 96, 14, 3, 3, 0.0);
         tch::no_grad(|| {
             let mut table = block.attn.relative_position_bias_table.shallow_clone();
             let _ = table.normal_(0.0, 0.5);
@@ -915,5 +922,47 @@ mod tests {
         // The mask matters: without it the outputs differ clearly.
         block.attn_mask = None;
         assert!(max_abs_diff(&math, &block.forward_t(&x, false)) > 1e-3);
+    }
+
+    #[test]
+    fn sdpa_and_math_attention_give_the_same_gradients() {
+        tch::manual_seed(4);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = SwinConfig {
+            attention: AttentionKernel::Math,
+            ..SwinConfig::default()
+        };
+        let mut block = SwinBlock::new(&vs.root(), &cfg, 96, 14, 3, 3, 0.0);
+        let x = Tensor::randn([2, 196, 96], (Kind::Float, Device::Cpu));
+        let weights = Tensor::randn([2, 196, 96], (Kind::Float, Device::Cpu));
+        let grads = |block: &SwinBlock| {
+            for mut t in vs.trainable_variables() {
+                t.zero_grad();
+            }
+            (block.forward_t(&x, true) * &weights)
+                .sum(Kind::Float)
+                .backward();
+            (
+                block.attn.relative_position_bias_table.grad().copy(),
+                block.attn.qkv.weight.grad().copy(),
+            )
+        };
+        let (table_math, qkv_math) = grads(&block);
+        block.attn.kernel = AttentionKernel::Sdpa;
+        let (table_sdpa, qkv_sdpa) = grads(&block);
+        assert!(f64::try_from(table_math.abs().max()).unwrap() > 1e-3);
+        let rel = |a: &Tensor, b: &Tensor| {
+            f64::try_from((a - b).abs().max()).unwrap() / f64::try_from(a.abs().max()).unwrap()
+        };
+        assert!(
+            rel(&table_math, &table_sdpa) < 1e-4,
+            "table {}",
+            rel(&table_math, &table_sdpa)
+        );
+        assert!(
+            rel(&qkv_math, &qkv_sdpa) < 1e-4,
+            "qkv {}",
+            rel(&qkv_math, &qkv_sdpa)
+        );
     }
 }
