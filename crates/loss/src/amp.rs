@@ -165,12 +165,8 @@ impl GradScaler {
         if !self.enabled {
             return Ok(loss.shallow_clone());
         }
-        Ok(loss.f_mul(
-            &self
-                .scale
-                .f_to_device(loss.device())?
-                .f_to_kind(loss.kind())?,
-        )?)
+        // Type promotion as in torch: an fp16 loss times the fp32 scale is fp32 (no overflow).
+        Ok(loss.f_mul(&self.scale.f_to_device(loss.device())?)?)
     }
 
     /// Divides the gradients by the scale in place and records whether any is inf/NaN.

@@ -133,3 +133,15 @@ fn precision_modes() {
     });
     assert_eq!(x.kind(), Kind::Float);
 }
+
+#[test]
+fn an_fp16_loss_is_scaled_in_fp32() {
+    let s = scaler(100);
+    let scaled = s.scale(&Tensor::from(2.0f32).to_kind(Kind::Half)).unwrap();
+    assert_eq!(scaled.kind(), Kind::Float);
+    assert_eq!(
+        scaled.double_value(&[0]),
+        131072.0,
+        "65536 × 2 would overflow fp16"
+    );
+}
