@@ -6,7 +6,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::fam::{
     null_as_none, ChannelAttention, ConvMode, FamConfig, FamFeature, Pooling, SpatialAttention,
-    CHANNEL_REDUCTION,
 };
 use crate::heads::BRANCH_NUM;
 use crate::subnets::TSS_DROP_RATE;
@@ -56,6 +55,8 @@ pub enum ConfigError {
         needed: i64,
         reason: &'static str,
     },
+    #[error("split conv levels {levels:?} do not add up to fam_in_chans {in_chans}")]
+    SplitLevelsMismatch { levels: Vec<i64>, in_chans: i64 },
     #[error("fam_la_num_list has {actual} entries, needs one per branch ({expected})")]
     LaNumListLength { expected: usize, actual: usize },
 }
@@ -180,15 +181,11 @@ impl SwinFaceConfig {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.swin.validate()?;
-        let positive = [
-            ("embedding_size", self.embedding_size),
-            ("fam_kernel_size", self.fam_kernel_size),
-            ("fam_feature_dim", self.fam_feature_dim),
-        ];
-        for (name, value) in positive {
-            if value <= 0 {
-                return Err(ConfigError::NotPositive { name, value });
-            }
+        if self.embedding_size <= 0 {
+            return Err(ConfigError::NotPositive {
+                name: "embedding_size",
+                value: self.embedding_size,
+            });
         }
         let expected = self.feature_chans(self.fam_feature);
         if self.fam_in_chans != expected {
@@ -198,52 +195,13 @@ impl SwinFaceConfig {
                 actual: self.fam_in_chans,
             });
         }
-        if self.fam_conv_mode == ConvMode::Split {
-            if self.fam_feature != FamFeature::All {
-                return Err(ConfigError::SplitNeedsAllFeatures {
-                    feature: self.fam_feature,
-                    expected: self.feature_chans(FamFeature::All),
-                });
-            }
-            let levels = self.level_chans().len() as i64;
-            if self.fam_feature_dim < levels {
-                return Err(ConfigError::FeatureDimTooSmall {
-                    dim: self.fam_feature_dim,
-                    needed: levels,
-                    reason: "one split conv output channel per feature level",
-                });
-            }
-        }
-        if self.fam_channel_attention == ChannelAttention::Cbam
-            && self.fam_feature_dim < CHANNEL_REDUCTION
-        {
-            return Err(ConfigError::FeatureDimTooSmall {
-                dim: self.fam_feature_dim,
-                needed: CHANNEL_REDUCTION,
-                reason: "the CBAM channel gate's 16x bottleneck",
+        if self.fam_conv_mode == ConvMode::Split && self.fam_feature != FamFeature::All {
+            return Err(ConfigError::SplitNeedsAllFeatures {
+                feature: self.fam_feature,
+                expected: self.feature_chans(FamFeature::All),
             });
         }
-        if self.fam_spatial_attention == SpatialAttention::LaNet {
-            if self.fam_la_num_list.len() != BRANCH_NUM {
-                return Err(ConfigError::LaNumListLength {
-                    expected: BRANCH_NUM,
-                    actual: self.fam_la_num_list.len(),
-                });
-            }
-            if let Some(&bad) = self.fam_la_num_list.iter().find(|&&n| n <= 0) {
-                return Err(ConfigError::NotPositive {
-                    name: "fam_la_num_list[i]",
-                    value: bad,
-                });
-            }
-            if self.fam_feature_dim < 2 {
-                return Err(ConfigError::FeatureDimTooSmall {
-                    dim: self.fam_feature_dim,
-                    needed: 2,
-                    reason: "the LANet bottleneck",
-                });
-            }
-        }
+        self.fam_config().validate()?;
         if !(0.0..1.0).contains(&self.tss_drop_rate) {
             return Err(ConfigError::BadRate {
                 name: "tss_drop_rate",

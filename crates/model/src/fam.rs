@@ -5,7 +5,9 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use tch::{nn, Kind, Tensor};
 
+use crate::config::ConfigError;
 use crate::layers::{BatchNorm, Conv2d, Linear};
+use crate::ModelError;
 
 /// Branch BatchNorm1d: eps 2e-5, PyTorch's default momentum 0.1.
 const BRANCH_BN_EPS: f64 = 2e-5;
@@ -132,6 +134,72 @@ impl Default for FamConfig {
 }
 
 impl FamConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("fam branch count", self.branch_num as i64),
+            ("fam_in_chans", self.in_chans),
+            ("fam_kernel_size", self.kernel_size),
+            ("fam_feature_dim", self.feature_dim),
+        ];
+        for (name, value) in positive {
+            if value <= 0 {
+                return Err(ConfigError::NotPositive { name, value });
+            }
+        }
+        let dim = self.feature_dim;
+        if self.conv_mode == ConvMode::Split {
+            if let Some(&bad) = self.level_chans.iter().find(|&&c| c <= 0) {
+                return Err(ConfigError::NotPositive {
+                    name: "split level channels",
+                    value: bad,
+                });
+            }
+            if self.level_chans.iter().sum::<i64>() != self.in_chans {
+                return Err(ConfigError::SplitLevelsMismatch {
+                    levels: self.level_chans.clone(),
+                    in_chans: self.in_chans,
+                });
+            }
+            let levels = self.level_chans.len() as i64;
+            if dim < levels {
+                return Err(ConfigError::FeatureDimTooSmall {
+                    dim,
+                    needed: levels,
+                    reason: "one split conv output channel per feature level",
+                });
+            }
+        }
+        if self.channel_attention == ChannelAttention::Cbam && dim < CHANNEL_REDUCTION {
+            return Err(ConfigError::FeatureDimTooSmall {
+                dim,
+                needed: CHANNEL_REDUCTION,
+                reason: "the CBAM channel gate's 16x bottleneck",
+            });
+        }
+        if self.spatial_attention == SpatialAttention::LaNet {
+            if self.la_num_list.len() != self.branch_num {
+                return Err(ConfigError::LaNumListLength {
+                    expected: self.branch_num,
+                    actual: self.la_num_list.len(),
+                });
+            }
+            if let Some(&bad) = self.la_num_list.iter().find(|&&n| n <= 0) {
+                return Err(ConfigError::NotPositive {
+                    name: "fam_la_num_list[i]",
+                    value: bad,
+                });
+            }
+            if dim < LANET_REDUCTION {
+                return Err(ConfigError::FeatureDimTooSmall {
+                    dim,
+                    needed: LANET_REDUCTION,
+                    reason: "the LANet bottleneck",
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Output widths of the split convs: `feature_dim` shared out in proportion to the
     /// level widths (largest remainder), which gives the official [47, 93, 186, 186] for
     /// [192, 384, 768, 768] -> 512.
@@ -425,9 +493,9 @@ pub struct FeatureAttentionModule {
 }
 
 impl FeatureAttentionModule {
-    /// Builds the FAM under `path` (normally `root / "fam"`). `cfg` is assumed validated
-    /// (`SwinFaceConfig::validate`).
-    pub fn new(path: &nn::Path, cfg: &FamConfig) -> Self {
+    /// Builds the FAM under `path` (normally `root / "fam"`).
+    pub fn new(path: &nn::Path, cfg: &FamConfig) -> Result<Self, ModelError> {
+        cfg.validate()?;
         let conv = cfg
             .conv_shared
             .then(|| ConvLayer::new(&(path / "conv"), cfg));
@@ -437,7 +505,7 @@ impl FeatureAttentionModule {
                 FeatureAttentionNet::new(&(path / "nets" / i), cfg, la_num)
             })
             .collect();
-        Self { conv, nets }
+        Ok(Self { conv, nets })
     }
 
     /// x: [B, in_chans, r, r] -> [branches, B, feature_dim]
@@ -470,6 +538,53 @@ mod tests {
         let tiny = proportional_split(64, &[64, 128, 256, 256]);
         assert_eq!(tiny.iter().sum::<i64>(), 64);
         assert_eq!(tiny, [6, 12, 23, 23]);
+    }
+
+    #[test]
+    fn fam_config_validation_reports_typed_errors() {
+        FamConfig::default().validate().unwrap();
+        let cfg = FamConfig {
+            in_chans: 2000,
+            ..FamConfig::default()
+        };
+        assert_eq!(
+            cfg.validate().unwrap_err(),
+            ConfigError::SplitLevelsMismatch {
+                levels: vec![192, 384, 768, 768],
+                in_chans: 2000
+            }
+        );
+        let cfg = FamConfig {
+            feature_dim: 3,
+            channel_attention: ChannelAttention::None,
+            ..FamConfig::default()
+        };
+        assert!(matches!(
+            cfg.validate().unwrap_err(),
+            ConfigError::FeatureDimTooSmall { needed: 4, .. }
+        ));
+        let cfg = FamConfig {
+            spatial_attention: SpatialAttention::LaNet,
+            la_num_list: vec![2, 2, 0, 2, 2, 2, 2, 2, 2, 2, 2],
+            ..FamConfig::default()
+        };
+        assert_eq!(
+            cfg.validate().unwrap_err(),
+            ConfigError::NotPositive {
+                name: "fam_la_num_list[i]",
+                value: 0
+            }
+        );
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = FamConfig {
+            kernel_size: 0,
+            ..FamConfig::default()
+        };
+        assert!(FeatureAttentionModule::new(&vs.root(), &cfg).is_err());
+        assert!(
+            vs.variables().is_empty(),
+            "nothing is built from an invalid config"
+        );
     }
 
     #[test]
@@ -515,11 +630,11 @@ mod tests {
             feature_dim: 32,
             conv_mode: ConvMode::Normal,
             spatial_attention: SpatialAttention::LaNet,
-            la_num_list: vec![3; 11],
+            la_num_list: vec![3],
             branch_num: 1,
             ..FamConfig::default()
         };
-        let fam = FeatureAttentionModule::new(&vs.root(), &cfg);
+        let fam = FeatureAttentionModule::new(&vs.root(), &cfg).unwrap();
         let x = Tensor::randn([64, 32, 5, 5], (Kind::Float, Device::Cpu));
         let runs: Vec<Tensor> = (0..4).map(|_| fam.forward_t(&x, false)).collect();
         let differs = runs
@@ -542,7 +657,7 @@ mod tests {
             feature_dim: 32,
             ..FamConfig::default()
         };
-        let fam = FeatureAttentionModule::new(&(vs.root() / "fam"), &cfg);
+        let fam = FeatureAttentionModule::new(&(vs.root() / "fam"), &cfg).unwrap();
         let vars = vs.variables();
         assert_eq!(vars["fam.conv.conv.weight"].size(), [32, 40, 3, 3]);
         assert_eq!(

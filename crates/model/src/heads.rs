@@ -4,7 +4,9 @@
 
 use tch::{nn, Tensor};
 
+use crate::config::ConfigError;
 use crate::layers::Linear;
+use crate::ModelError;
 
 /// Number of FAM branches / task-specific subnets (task groups).
 pub const BRANCH_NUM: usize = 11;
@@ -179,7 +181,14 @@ pub struct OutputModule {
 
 impl OutputModule {
     /// Builds the heads under `path` (normally `root / "om"`) reading `dim`-wide features.
-    pub fn new(path: &nn::Path, dim: i64) -> Self {
+    pub fn new(path: &nn::Path, dim: i64) -> Result<Self, ModelError> {
+        if dim <= 0 {
+            return Err(ConfigError::NotPositive {
+                name: "fam_feature_dim",
+                value: dim,
+            }
+            .into());
+        }
         let fcs_path = path / "output_fcs";
         let mut fcs = Vec::new();
         let mut branch_of_fc = Vec::new();
@@ -193,11 +202,11 @@ impl OutputModule {
             .iter()
             .filter_map(|spec| spec.fc_index)
             .collect();
-        Self {
+        Ok(Self {
             fcs,
             order,
             branch_of_fc,
-        }
+        })
     }
 
     /// x: [branches, B, D], embedding: [B, E] -> 43 tensors in [`TASK_NAMES`] order
@@ -253,7 +262,7 @@ mod tests {
     #[test]
     fn outputs_come_in_official_order_from_the_right_branch() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let om = OutputModule::new(&(vs.root() / "om"), 4);
+        let om = OutputModule::new(&(vs.root() / "om"), 4).unwrap();
         let vars = vs.variables();
         assert_eq!(vars["om.output_fcs.3.weight"].size(), [7, 4]);
         assert_eq!(vars["om.output_fcs.1.bias"].size(), [1]);

@@ -3,7 +3,9 @@
 
 use tch::{nn, Tensor};
 
+use crate::config::ConfigError;
 use crate::layers::{dropout, Linear};
+use crate::ModelError;
 
 /// Official dropout of the subnets.
 pub const TSS_DROP_RATE: f64 = 0.5;
@@ -41,11 +43,30 @@ pub struct TaskSpecificSubnets {
 
 impl TaskSpecificSubnets {
     /// Builds `branch_num` subnets of width `dim` under `path` (normally `root / "tss"`).
-    pub fn new(path: &nn::Path, branch_num: usize, dim: i64, drop: f64) -> Self {
+    pub fn new(
+        path: &nn::Path,
+        branch_num: usize,
+        dim: i64,
+        drop: f64,
+    ) -> Result<Self, ModelError> {
+        if dim <= 0 {
+            return Err(ConfigError::NotPositive {
+                name: "fam_feature_dim",
+                value: dim,
+            }
+            .into());
+        }
+        if !(0.0..1.0).contains(&drop) {
+            return Err(ConfigError::BadRate {
+                name: "tss_drop_rate",
+                value: drop,
+            }
+            .into());
+        }
         let nets = (0..branch_num)
             .map(|i| TaskSpecificSubnet::new(&(path / "nets" / i), dim, drop))
             .collect();
-        Self { nets }
+        Ok(Self { nets })
     }
 
     /// x: [branches, B, D] -> [branches, B, D]
@@ -68,7 +89,7 @@ mod tests {
     #[test]
     fn subnet_i_reads_branch_i_and_dropout_acts_only_in_train() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let tss = TaskSpecificSubnets::new(&(vs.root() / "tss"), 3, 8, 0.5);
+        let tss = TaskSpecificSubnets::new(&(vs.root() / "tss"), 3, 8, 0.5).unwrap();
         assert_eq!(vs.variables()["tss.nets.2.feature.3.bias"].size(), [8]);
         let x = Tensor::randn([3, 4, 8], (Kind::Float, Device::Cpu));
         let y = tss.forward_t(&x, false);

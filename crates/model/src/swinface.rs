@@ -61,14 +61,14 @@ impl SwinFace {
             &cfg.swin,
             cfg.embedding_size,
         )?;
-        let fam = FeatureAttentionModule::new(&(&heads_root / "fam"), &cfg.fam_config());
+        let fam = FeatureAttentionModule::new(&(&heads_root / "fam"), &cfg.fam_config())?;
         let tss = TaskSpecificSubnets::new(
             &(&heads_root / "tss"),
             BRANCH_NUM,
             cfg.fam_feature_dim,
             cfg.tss_drop_rate,
-        );
-        let om = OutputModule::new(&(&heads_root / "om"), cfg.fam_feature_dim);
+        )?;
+        let om = OutputModule::new(&(&heads_root / "om"), cfg.fam_feature_dim)?;
         Ok(Self {
             backbone,
             fam,
