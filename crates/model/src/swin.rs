@@ -407,6 +407,8 @@ impl WindowAttention {
                     }
                     None => bias,
                 };
+                // SDPA wants the float mask in the query's dtype.
+                let additive = additive.to_kind(q.kind());
                 let p = if train { self.attn_drop } else { 0.0 };
                 Tensor::scaled_dot_product_attention(
                     q,
@@ -787,7 +789,8 @@ impl SwinTransformer {
         let local_features = Tensor::cat(&local, 1);
         let (b, _, c) = dims3(&x);
         let global_features = x.transpose(1, 2).reshape([b, c, feature_res, feature_res]);
-        let pooled = self.norm.forward(&x).mean_dim(1, false, Kind::Float);
+        let normed = self.norm.forward(&x);
+        let pooled = normed.mean_dim(1, false, normed.kind());
         let embedding = self.feature.forward_t(&pooled, train);
         BackboneOutput {
             local_features,

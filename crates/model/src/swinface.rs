@@ -216,4 +216,21 @@ mod tests {
             Err(ModelError::InputShape { .. })
         ));
     }
+
+    #[test]
+    fn double_precision_model_agrees_with_float() {
+        tch::manual_seed(5);
+        let mut vs = nn::VarStore::new(Device::Cpu);
+        let model = SwinFace::new(&vs.root(), &SwinFaceConfig::tiny_demo()).unwrap();
+        crate::formula::fill_by_formula(&vs).unwrap();
+        let x = crate::formula::formula_input(2);
+        let single = tch::no_grad(|| model.forward_t(&x, false));
+        vs.double();
+        let double = tch::no_grad(|| model.forward_t(&x.to_kind(Kind::Double), false));
+        assert_eq!(double.embedding.kind(), Kind::Double);
+        for (a, b) in single.heads.iter().zip(&double.heads) {
+            let diff = f64::try_from((a.to_kind(Kind::Double) - b).abs().max()).unwrap();
+            assert!(diff < 1e-4, "float vs double max abs diff {diff}");
+        }
+    }
 }
