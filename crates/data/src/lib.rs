@@ -4,3 +4,4 @@ pub mod attributes;
 pub mod error;
 pub mod formats;
 pub mod preprocess;
+pub mod streams;
