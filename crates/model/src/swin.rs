@@ -398,6 +398,8 @@ impl WindowAttention {
             }
             AttentionKernel::Sdpa => {
                 let additive = match mask {
+                    // The 4-D kernels need one mask per window of the batch: merging the
+                    // batch and window axes of a broadcast mask costs one copy.
                     Some(mask) => {
                         let nw = mask.size()[0];
                         (bias + mask.unsqueeze(1))
