@@ -1,6 +1,7 @@
 //! swinface-data: reading and preparing face images.
 
 pub mod attributes;
+pub mod augment;
 pub mod error;
 pub mod formats;
 pub mod preprocess;
