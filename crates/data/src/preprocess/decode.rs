@@ -1,5 +1,6 @@
 //! Decoding JPEG/PNG files to 8-bit RGB, refusing absurd sizes before any pixel is decoded.
 
+use std::io::{BufRead, Cursor, Seek};
 use std::path::Path;
 
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
@@ -68,6 +69,28 @@ impl DecodeLimits {
 /// with rounding (OpenCV truncates), and JPEG pixels may differ by a level or two from
 /// libjpeg-turbo's (different IDCT and chroma upsampling).
 pub fn decode_rgb8(path: &Path, limits: &DecodeLimits) -> Result<RgbImage, PreprocessError> {
+    let reader = ImageReader::open(path).map_err(|source| PreprocessError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    decode_reader(reader, path, limits)
+}
+
+/// [`decode_rgb8`] of an encoded image already in memory (a RecordIO payload, a `.bin`
+/// entry); `name` stands for it in errors (e.g. `train.rec#1234`).
+pub fn decode_rgb8_bytes(
+    bytes: &[u8],
+    name: &Path,
+    limits: &DecodeLimits,
+) -> Result<RgbImage, PreprocessError> {
+    decode_reader(ImageReader::new(Cursor::new(bytes)), name, limits)
+}
+
+fn decode_reader<R: BufRead + Seek>(
+    reader: ImageReader<R>,
+    path: &Path,
+    limits: &DecodeLimits,
+) -> Result<RgbImage, PreprocessError> {
     let decode_err = |source| PreprocessError::Decode {
         path: path.to_path_buf(),
         source,
@@ -77,10 +100,7 @@ pub fn decode_rgb8(path: &Path, limits: &DecodeLimits) -> Result<RgbImage, Prepr
         source,
     };
 
-    let mut reader = ImageReader::open(path)
-        .map_err(io_err)?
-        .with_guessed_format()
-        .map_err(io_err)?;
+    let mut reader = reader.with_guessed_format().map_err(io_err)?;
     // Width and height are checked below (with an error that says what they are); the
     // allocation cap also bounds what a decoder may reserve while reading the header.
     let mut decoder_limits = image::Limits::default();

@@ -12,7 +12,7 @@ mod tensor;
 pub use align::{
     align_to_arcface, similarity_transform, warp_affine_cv2, Affine, ALIGNED_SIZE, ARCFACE_TEMPLATE,
 };
-pub use decode::{decode_rgb8, DecodeLimits};
+pub use decode::{decode_rgb8, decode_rgb8_bytes, DecodeLimits};
 pub use error::PreprocessError;
 pub use image::RgbImage;
 pub use resize::resize_bilinear_cv2;
