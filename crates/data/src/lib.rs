@@ -2,6 +2,7 @@
 
 pub mod attributes;
 pub mod augment;
+pub mod check;
 pub mod error;
 pub mod formats;
 pub mod preprocess;
