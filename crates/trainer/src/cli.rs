@@ -16,6 +16,9 @@ pub struct Cli {
 pub enum Command {
     /// Predict age, gender, expression and 40 attributes (and the embedding) for face images.
     Infer(InferArgs),
+    /// Dataset tools: `data check CONFIG` reads, composes and decodes every configured dataset.
+    #[command(subcommand)]
+    Data(crate::data_check::DataCommand),
 }
 
 /// How results are printed on stdout.

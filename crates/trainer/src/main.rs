@@ -1,6 +1,7 @@
 //! The `swinface` command line.
 
 mod cli;
+mod data_check;
 mod infer;
 
 use std::io::IsTerminal;
@@ -24,6 +25,7 @@ fn main() -> ExitCode {
 
     let result = match &cli.command {
         cli::Command::Infer(args) => infer::run(args),
+        cli::Command::Data(command) => data_check::run(command),
     };
     match result {
         Ok(code) => code,
