@@ -1,0 +1,459 @@
+//! A small anti-aliased rasteriser over signed distance functions.
+//!
+//! Shapes live in the canonical face frame; the [`Canvas`] carries the similarity transform
+//! to image pixels, so rotating, scaling and shifting a face costs nothing extra: every pixel
+//! centre is mapped back into the canonical frame, its signed distance to the shape is turned
+//! into pixel units, and a linear ramp `softness` pixels wide gives the coverage (1 pixel:
+//! a crisp anti-aliased edge; more: a soft one).
+
+use super::geom::{v2, Bounds, Similarity, Vec2};
+
+/// Linear RGB-ish colour, each channel nominally in [0, 1].
+pub type Rgb = [f32; 3];
+
+/// A region of the plane given by its signed distance (negative inside).
+pub trait Shape: Sync {
+    /// Signed distance of `p` to the boundary, canonical units; needs to be accurate only
+    /// near the boundary (within a few pixels).
+    fn distance(&self, p: Vec2) -> f32;
+    /// Bounds of the inside, canonical units.
+    fn bounds(&self) -> Bounds;
+}
+
+/// A rotated ellipse.
+#[derive(Debug, Clone, Copy)]
+pub struct Ellipse {
+    pub centre: Vec2,
+    pub radii: Vec2,
+    pub angle: f32,
+}
+
+impl Ellipse {
+    pub fn new(centre: Vec2, rx: f32, ry: f32) -> Self {
+        Self {
+            centre,
+            radii: v2(rx.max(1e-3), ry.max(1e-3)),
+            angle: 0.0,
+        }
+    }
+
+    pub fn circle(centre: Vec2, r: f32) -> Self {
+        Self::new(centre, r, r)
+    }
+
+    pub fn rotated(mut self, angle: f32) -> Self {
+        self.angle = angle;
+        self
+    }
+}
+
+impl Shape for Ellipse {
+    fn distance(&self, p: Vec2) -> f32 {
+        let q = (p - self.centre).rotated(-self.angle);
+        let r = self.radii;
+        // First-order distance estimate f / |grad f| of f = |q / r| - 1.
+        let k0 = v2(q.x / r.x, q.y / r.y).length();
+        let k1 = v2(q.x / (r.x * r.x), q.y / (r.y * r.y)).length();
+        if k1 < 1e-9 {
+            -r.x.min(r.y)
+        } else {
+            k0 * (k0 - 1.0) / k1
+        }
+    }
+
+    fn bounds(&self) -> Bounds {
+        let (s, c) = self.angle.sin_cos();
+        let (a, b) = (self.radii.x, self.radii.y);
+        let hx = ((a * c).powi(2) + (b * s).powi(2)).sqrt();
+        let hy = ((a * s).powi(2) + (b * c).powi(2)).sqrt();
+        Bounds {
+            min: self.centre - v2(hx, hy),
+            max: self.centre + v2(hx, hy),
+        }
+    }
+}
+
+/// A simple polygon (even-odd rule), exact signed distance.
+#[derive(Debug, Clone)]
+pub struct Polygon {
+    points: Vec<Vec2>,
+    bounds: Bounds,
+}
+
+impl Polygon {
+    pub fn new(points: Vec<Vec2>) -> Self {
+        let bounds = Bounds::of_points(&points);
+        Self { points, bounds }
+    }
+
+    pub fn points(&self) -> &[Vec2] {
+        &self.points
+    }
+}
+
+impl Shape for Polygon {
+    fn distance(&self, p: Vec2) -> f32 {
+        let pts = &self.points;
+        let n = pts.len();
+        if n < 3 {
+            return f32::INFINITY;
+        }
+        let mut best = f32::INFINITY;
+        let mut inside = false;
+        let mut j = n - 1;
+        for i in 0..n {
+            let (a, b) = (pts[j], pts[i]);
+            best = best.min(segment_distance_sq(p, a, b).0);
+            if (b.y > p.y) != (a.y > p.y) && p.x < (a.x - b.x) * (p.y - b.y) / (a.y - b.y) + b.x {
+                inside = !inside;
+            }
+            j = i;
+        }
+        let d = best.sqrt();
+        if inside {
+            -d
+        } else {
+            d
+        }
+    }
+
+    fn bounds(&self) -> Bounds {
+        self.bounds
+    }
+}
+
+/// Squared distance from `p` to segment `ab` and the projection parameter in [0, 1].
+fn segment_distance_sq(p: Vec2, a: Vec2, b: Vec2) -> (f32, f32) {
+    let ab = b - a;
+    let len_sq = ab.dot(ab);
+    let t = if len_sq > 0.0 {
+        ((p - a).dot(ab) / len_sq).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let d = p - (a + ab * t);
+    (d.dot(d), t)
+}
+
+/// A stroked polyline whose width goes linearly from `start_width` to `end_width`, tapering
+/// to a point over the first and last `taper` fraction of its length (0: round caps).
+#[derive(Debug, Clone)]
+pub struct Stroke {
+    points: Vec<Vec2>,
+    /// Cumulative length at each point, normalised to [0, 1].
+    along: Vec<f32>,
+    start_width: f32,
+    end_width: f32,
+    taper: f32,
+    bounds: Bounds,
+}
+
+impl Stroke {
+    pub fn new(points: Vec<Vec2>, width: f32) -> Self {
+        Self::tapered(points, width, width, 0.0)
+    }
+
+    pub fn tapered(points: Vec<Vec2>, start_width: f32, end_width: f32, taper: f32) -> Self {
+        let mut along = Vec::with_capacity(points.len());
+        let mut total = 0.0;
+        for (i, p) in points.iter().enumerate() {
+            if i > 0 {
+                total += (*p - points[i - 1]).length();
+            }
+            along.push(total);
+        }
+        if total > 0.0 {
+            along.iter_mut().for_each(|a| *a /= total);
+        }
+        let half = start_width.max(end_width) * 0.5;
+        let bounds = Bounds::of_points(&points).grown(half);
+        Self {
+            points,
+            along,
+            start_width,
+            end_width,
+            taper: taper.clamp(0.0, 0.5),
+            bounds,
+        }
+    }
+
+    fn width_at(&self, s: f32) -> f32 {
+        let w = self.start_width + (self.end_width - self.start_width) * s;
+        if self.taper > 0.0 {
+            w * (s.min(1.0 - s) / self.taper).clamp(0.0, 1.0).sqrt()
+        } else {
+            w
+        }
+    }
+}
+
+impl Shape for Stroke {
+    fn distance(&self, p: Vec2) -> f32 {
+        let pts = &self.points;
+        if pts.len() == 1 {
+            return (p - pts[0]).length() - self.width_at(0.5) * 0.5;
+        }
+        let mut best = f32::INFINITY;
+        for i in 1..pts.len() {
+            let (d_sq, t) = segment_distance_sq(p, pts[i - 1], pts[i]);
+            let s = self.along[i - 1] + (self.along[i] - self.along[i - 1]) * t;
+            best = best.min(d_sq.sqrt() - self.width_at(s) * 0.5);
+        }
+        best
+    }
+
+    fn bounds(&self) -> Bounds {
+        self.bounds
+    }
+}
+
+/// The band of width `width` centred on another shape's boundary (a ring, a frame).
+pub struct Outline<'a> {
+    pub shape: &'a dyn Shape,
+    pub width: f32,
+}
+
+impl Shape for Outline<'_> {
+    fn distance(&self, p: Vec2) -> f32 {
+        self.shape.distance(p).abs() - self.width * 0.5
+    }
+
+    fn bounds(&self) -> Bounds {
+        self.shape.bounds().grown(self.width * 0.5)
+    }
+}
+
+/// Points inside both shapes.
+pub struct Intersect<'a>(pub &'a dyn Shape, pub &'a dyn Shape);
+
+impl Shape for Intersect<'_> {
+    fn distance(&self, p: Vec2) -> f32 {
+        self.0.distance(p).max(self.1.distance(p))
+    }
+
+    fn bounds(&self) -> Bounds {
+        self.0.bounds().intersection(self.1.bounds())
+    }
+}
+
+/// Points inside the first shape but not the second.
+pub struct Subtract<'a>(pub &'a dyn Shape, pub &'a dyn Shape);
+
+impl Shape for Subtract<'_> {
+    fn distance(&self, p: Vec2) -> f32 {
+        self.0.distance(p).max(-self.1.distance(p))
+    }
+
+    fn bounds(&self) -> Bounds {
+        self.0.bounds()
+    }
+}
+
+/// Points inside either shape.
+pub struct Union<'a>(pub &'a dyn Shape, pub &'a dyn Shape);
+
+impl Shape for Union<'_> {
+    fn distance(&self, p: Vec2) -> f32 {
+        self.0.distance(p).min(self.1.distance(p))
+    }
+
+    fn bounds(&self) -> Bounds {
+        self.0.bounds().union(self.1.bounds())
+    }
+}
+
+/// An RGB image being drawn, with the canonical-frame-to-pixel transform of the face on it.
+#[derive(Debug, Clone)]
+pub struct Canvas {
+    width: usize,
+    height: usize,
+    pixels: Vec<Rgb>,
+    transform: Similarity,
+}
+
+impl Canvas {
+    pub fn new(width: usize, height: usize, transform: Similarity) -> Self {
+        Self {
+            width,
+            height,
+            pixels: vec![[0.0; 3]; width * height],
+            transform,
+        }
+    }
+
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    pub fn height(&self) -> usize {
+        self.height
+    }
+
+    pub fn pixels(&self) -> &[Rgb] {
+        &self.pixels
+    }
+
+    pub fn pixels_mut(&mut self) -> &mut [Rgb] {
+        &mut self.pixels
+    }
+
+    /// Sets every pixel from its pixel-space centre (backgrounds).
+    pub fn fill_pixels(&mut self, mut colour_at: impl FnMut(f32, f32) -> Rgb) {
+        for y in 0..self.height {
+            for x in 0..self.width {
+                self.pixels[y * self.width + x] = colour_at(x as f32 + 0.5, y as f32 + 0.5);
+            }
+        }
+    }
+
+    /// Blends a solid colour over `shape` with the given opacity and edge softness (pixels).
+    pub fn fill(&mut self, shape: &dyn Shape, colour: Rgb, opacity: f32, softness: f32) {
+        self.paint(shape, softness, |_| (colour, opacity));
+    }
+
+    /// Blends `paint(p) = (colour, opacity)` over `shape`, `p` in canonical units.
+    pub fn paint(&mut self, shape: &dyn Shape, softness: f32, paint: impl Fn(Vec2) -> (Rgb, f32)) {
+        let softness = softness.max(0.5);
+        let scale = self.transform.scale;
+        let grow = softness / scale;
+        let canonical = shape.bounds().grown(grow);
+        if !(canonical.min.x <= canonical.max.x && canonical.min.y <= canonical.max.y) {
+            return;
+        }
+        let corners = canonical.corners().map(|c| self.transform.apply(c));
+        let pixel = Bounds::of_points(&corners);
+        let x0 = (pixel.min.x.floor().max(0.0)) as usize;
+        let y0 = (pixel.min.y.floor().max(0.0)) as usize;
+        let x1 = (pixel.max.x.ceil().min(self.width as f32)).max(0.0) as usize;
+        let y1 = (pixel.max.y.ceil().min(self.height as f32)).max(0.0) as usize;
+        for y in y0..y1 {
+            for x in x0..x1 {
+                let q = self
+                    .transform
+                    .inverse_apply(v2(x as f32 + 0.5, y as f32 + 0.5));
+                let d = shape.distance(q) * scale;
+                let coverage = (0.5 - d / softness).clamp(0.0, 1.0);
+                if coverage <= 0.0 {
+                    continue;
+                }
+                let (colour, opacity) = paint(q);
+                let a = (coverage * opacity).clamp(0.0, 1.0);
+                let px = &mut self.pixels[y * self.width + x];
+                for c in 0..3 {
+                    px[c] += (colour[c] - px[c]) * a;
+                }
+            }
+        }
+    }
+}
+
+/// `a + (b - a) * t` per channel.
+pub fn mix(a: Rgb, b: Rgb, t: f32) -> Rgb {
+    [
+        a[0] + (b[0] - a[0]) * t,
+        a[1] + (b[1] - a[1]) * t,
+        a[2] + (b[2] - a[2]) * t,
+    ]
+}
+
+/// Every channel times `k`.
+pub fn shade(a: Rgb, k: f32) -> Rgb {
+    [a[0] * k, a[1] * k, a[2] * k]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn canvas() -> Canvas {
+        Canvas::new(32, 32, Similarity::IDENTITY)
+    }
+
+    #[test]
+    fn ellipse_distance_is_exact_on_the_axes() {
+        let e = Ellipse::new(v2(10.0, 10.0), 6.0, 3.0);
+        assert!((e.distance(v2(18.0, 10.0)) - 2.0).abs() < 1e-4);
+        assert!((e.distance(v2(10.0, 12.0)) + 1.0).abs() < 0.2);
+        assert!(e.distance(v2(10.0, 10.0)) < 0.0);
+        let r = Ellipse::new(v2(0.0, 0.0), 6.0, 3.0).rotated(std::f32::consts::FRAC_PI_2);
+        assert!((r.distance(v2(0.0, 8.0)) - 2.0).abs() < 1e-4);
+        let b = r.bounds();
+        assert!((b.max.y - 6.0).abs() < 1e-4 && (b.max.x - 3.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn polygon_distance_is_signed_and_exact() {
+        let square = Polygon::new(vec![
+            v2(0.0, 0.0),
+            v2(10.0, 0.0),
+            v2(10.0, 10.0),
+            v2(0.0, 10.0),
+        ]);
+        assert!((square.distance(v2(5.0, 5.0)) + 5.0).abs() < 1e-5);
+        assert!((square.distance(v2(13.0, 5.0)) - 3.0).abs() < 1e-5);
+        assert!((square.distance(v2(13.0, 14.0)) - 5.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn stroke_width_and_taper() {
+        let s = Stroke::new(vec![v2(0.0, 0.0), v2(10.0, 0.0)], 4.0);
+        assert!((s.distance(v2(5.0, 3.0)) - 1.0).abs() < 1e-5);
+        let t = Stroke::tapered(vec![v2(0.0, 0.0), v2(10.0, 0.0)], 4.0, 4.0, 0.5);
+        // Widest in the middle, a point at the ends.
+        assert!((t.distance(v2(5.0, 2.0))).abs() < 1e-5);
+        assert!((t.distance(v2(0.0, 1.0)) - 1.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn fill_covers_the_area_of_the_shape() {
+        let mut c = canvas();
+        let disc = Ellipse::circle(v2(16.0, 16.0), 8.0);
+        c.fill(&disc, [1.0, 1.0, 1.0], 1.0, 1.0);
+        let area: f32 = c.pixels().iter().map(|p| p[0]).sum();
+        let expected = std::f32::consts::PI * 64.0;
+        assert!(
+            (area - expected).abs() / expected < 0.01,
+            "{area} vs {expected}"
+        );
+        // Anti-aliased: some partially covered pixels on the rim.
+        assert!(c.pixels().iter().any(|p| p[0] > 0.1 && p[0] < 0.9));
+    }
+
+    #[test]
+    fn transform_moves_and_scales_the_shape() {
+        let t = Similarity {
+            scale: 2.0,
+            angle: 0.0,
+            pivot: v2(0.0, 0.0),
+            shift: v2(4.0, 0.0),
+        };
+        let mut c = Canvas::new(32, 32, t);
+        c.fill(&Ellipse::circle(v2(6.0, 8.0), 3.0), [1.0; 3], 1.0, 1.0);
+        // Canonical centre (6, 8) lands on pixel (16, 16); radius 3 becomes 6.
+        assert!(c.pixels()[16 * 32 + 16][0] > 0.99);
+        assert!(c.pixels()[16 * 32 + 20][0] > 0.99);
+        assert!(c.pixels()[16 * 32 + 23][0] < 0.01);
+        let area: f32 = c.pixels().iter().map(|p| p[0]).sum();
+        assert!((area - std::f32::consts::PI * 36.0).abs() < 2.0);
+    }
+
+    #[test]
+    fn combinators() {
+        let a = Ellipse::circle(v2(10.0, 16.0), 8.0);
+        let b = Ellipse::circle(v2(20.0, 16.0), 8.0);
+        let mut c = canvas();
+        c.fill(&Intersect(&a, &b), [1.0; 3], 1.0, 1.0);
+        assert!(c.pixels()[16 * 32 + 15][0] > 0.99);
+        assert!(c.pixels()[16 * 32 + 5][0] < 0.01);
+        let mut c = canvas();
+        c.fill(&Subtract(&a, &b), [1.0; 3], 1.0, 1.0);
+        assert!(c.pixels()[16 * 32 + 5][0] > 0.99);
+        assert!(c.pixels()[16 * 32 + 15][0] < 0.01);
+        let ring = Outline {
+            shape: &a,
+            width: 2.0,
+        };
+        assert!(ring.distance(v2(18.0, 16.0)) < 0.0);
+        assert!(ring.distance(v2(10.0, 16.0)) > 0.0);
+    }
+}
