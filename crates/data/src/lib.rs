@@ -7,3 +7,4 @@ pub mod error;
 pub mod formats;
 pub mod preprocess;
 pub mod streams;
+pub mod synth;
