@@ -19,6 +19,9 @@ pub enum Command {
     /// Dataset tools: `data check CONFIG` reads, composes and decodes every configured dataset.
     #[command(subcommand)]
     Data(crate::data_check::DataCommand),
+    /// Benchmarks (JSON lines; scripts/bench_*.sh put PyTorch beside them).
+    #[command(subcommand)]
+    Bench(crate::bench::BenchCommand),
 }
 
 /// How results are printed on stdout.

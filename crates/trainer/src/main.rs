@@ -1,5 +1,7 @@
 //! The `swinface` command line.
 
+mod bench;
+mod bench_forward;
 mod cli;
 mod data_check;
 mod infer;
@@ -26,6 +28,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         cli::Command::Infer(args) => infer::run(args),
         cli::Command::Data(command) => data_check::run(command),
+        cli::Command::Bench(command) => bench::run(command).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
