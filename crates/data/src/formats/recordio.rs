@@ -564,8 +564,9 @@ impl MxFaceDataset {
                 let a = f64::from(v[0]);
                 let b = v.get(1).map_or(a, |&b| f64::from(b));
                 let keys = reader.entries().len();
-                // `range(1, int(a))`; every key must be in the index (Python would KeyError).
-                if !(a.is_finite() && a >= 1.0 && a.trunc() <= keys as f64) {
+                // `range(1, int(a))` must hold an image, and every key must be in the index (Python
+                // would fail later with a KeyError).
+                if !(a.is_finite() && a >= 2.0 && a.trunc() <= keys as f64) {
                     return Err(DataError::Record {
                         path: rec_path.to_path_buf(),
                         offset: reader.offset_of(0).unwrap_or(0),
