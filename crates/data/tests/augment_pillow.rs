@@ -124,7 +124,12 @@ fn cases(images: &[RgbImage]) -> Vec<Case> {
             );
         }
         for a in [0i64, 99, 110] {
-            add(i, "SolarizeAdd", a.to_string(), op(OpKind::SolarizeAdd, OpArg::Add(a), &bicubic));
+            add(
+                i,
+                "SolarizeAdd",
+                a.to_string(),
+                op(OpKind::SolarizeAdd, OpArg::Add(a), &bicubic),
+            );
         }
         for (kind, name) in [
             (OpKind::ColorIncreasing, "ColorIncreasing"),
@@ -134,18 +139,38 @@ fn cases(images: &[RgbImage]) -> Vec<Case> {
         ] {
             // 1 +- 0.9 * m / 10 for m around 9, the 0.1 floor, identity, and a plain value.
             for f in [0.1, 0.19, 0.2350001, 0.5, 1.0, 1.77, 1.81, 1.9, 1.8372] {
-                add(i, name, format!("{f}"), op(kind, OpArg::Factor(f), &bicubic));
+                add(
+                    i,
+                    name,
+                    format!("{f}"),
+                    op(kind, OpArg::Factor(f), &bicubic),
+                );
             }
         }
         for filter in [Interpolation::Bicubic, Interpolation::Bilinear] {
             let config = ra_config(filter);
             let fname = filter_name(filter);
             for d in [27.0, -27.0, 13.37, -3.2, 90.0, 29.999] {
-                add(i, "Rotate", format!("{d}:{fname}"), op(OpKind::Rotate, OpArg::Degrees(d), &config));
+                add(
+                    i,
+                    "Rotate",
+                    format!("{d}:{fname}"),
+                    op(OpKind::Rotate, OpArg::Degrees(d), &config),
+                );
             }
             for s in [0.27, -0.27, 0.1, -0.2999] {
-                add(i, "ShearX", format!("{s}:{fname}"), op(OpKind::ShearX, OpArg::Shear(s), &config));
-                add(i, "ShearY", format!("{s}:{fname}"), op(OpKind::ShearY, OpArg::Shear(s), &config));
+                add(
+                    i,
+                    "ShearX",
+                    format!("{s}:{fname}"),
+                    op(OpKind::ShearX, OpArg::Shear(s), &config),
+                );
+                add(
+                    i,
+                    "ShearY",
+                    format!("{s}:{fname}"),
+                    op(OpKind::ShearY, OpArg::Shear(s), &config),
+                );
             }
             for p in [0.405, -0.405, 0.123, -0.44] {
                 add(
@@ -226,7 +251,12 @@ fn ops_match_timm_and_pillow() {
     let mut failures = Vec::new();
     for (k, case) in cases.iter().enumerate() {
         let reference = std::fs::read(dir.path().join(format!("out{k}.rgb"))).unwrap();
-        assert_eq!(reference.len(), case.ours.as_raw().len(), "{} size", case.name);
+        assert_eq!(
+            reference.len(),
+            case.ours.as_raw().len(),
+            "{} size",
+            case.name
+        );
         let (mut max, mut differing) = (0u8, 0usize);
         for (a, b) in case.ours.as_raw().iter().zip(&reference) {
             let d = a.abs_diff(*b);
@@ -248,5 +278,9 @@ fn ops_match_timm_and_pillow() {
     for (op, (max, differing, total)) in &report {
         eprintln!("  {op:22} {max:3}  {differing}/{total}");
     }
-    assert!(failures.is_empty(), "differences from Pillow:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "differences from Pillow:\n{}",
+        failures.join("\n")
+    );
 }
