@@ -119,27 +119,34 @@ impl RandomErasingConfig {
         erase: EraseBox,
         rng: &mut SampleRng,
     ) {
+        if erase.height == 0 || erase.width == 0 {
+            return;
+        }
         let plane = height * width;
-        let mut noise = Vec::new();
-        let per_channel: Vec<f32> = match self.mode {
-            EraseMode::Const => vec![0.0; channels],
-            EraseMode::Rand => (0..channels).map(|_| standard_normal(rng) as f32).collect(),
-            EraseMode::Pixel => {
-                noise = vec![0f32; channels * erase.height * erase.width];
-                fill_standard_normal(rng, &mut noise);
-                Vec::new()
-            }
-        };
-        for c in 0..channels {
-            for dy in 0..erase.height {
+        let rows = |c: usize| {
+            (0..erase.height).map(move |dy| {
                 let start = c * plane + (erase.top + dy) * width + erase.left;
-                let row = &mut chw[start..start + erase.width];
-                if self.mode == EraseMode::Pixel {
-                    let from = (c * erase.height + dy) * erase.width;
-                    row.copy_from_slice(&noise[from..from + erase.width]);
-                } else {
-                    row.fill(per_channel[c]);
+                start..start + erase.width
+            })
+        };
+        if self.mode == EraseMode::Pixel {
+            let mut noise = vec![0f32; channels * erase.height * erase.width];
+            fill_standard_normal(rng, &mut noise);
+            let mut values = noise.chunks_exact(erase.width);
+            for c in 0..channels {
+                for (row, value) in rows(c).zip(values.by_ref()) {
+                    chw[row].copy_from_slice(value);
                 }
+            }
+            return;
+        }
+        for c in 0..channels {
+            let value = match self.mode {
+                EraseMode::Rand => standard_normal(rng) as f32,
+                _ => 0.0,
+            };
+            for row in rows(c) {
+                chw[row].fill(value);
             }
         }
     }

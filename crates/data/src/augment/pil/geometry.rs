@@ -292,7 +292,7 @@ mod tests {
                 let yin = y as f64 + 0.5 - 0.5 * (x as f64 + 0.5);
                 let expected = if yin < 0.0 {
                     128
-                } else if (x + yin as u32) % 2 == 0 {
+                } else if (x + yin as u32).is_multiple_of(2) {
                     255
                 } else {
                     0
