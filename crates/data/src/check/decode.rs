@@ -7,13 +7,18 @@ use rayon::prelude::*;
 use super::report::{DatasetReport, DecodeTally};
 use crate::preprocess::{decode_rgb8, decode_rgb8_bytes, DecodeLimits};
 
-/// An error and its sources on one line (`a: b: c`).
+/// An error and its sources on one line (`a: b: c`), skipping a source whose text the line
+/// already holds (some errors repeat their source in their own message).
 pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
+    let mut text = error.to_string().trim().to_owned();
     let mut source = error.source();
     while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
+        let part = s.to_string();
+        let part = part.trim();
+        if !text.contains(part) {
+            text.push_str(": ");
+            text.push_str(part);
+        }
         source = s.source();
     }
     text

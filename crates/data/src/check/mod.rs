@@ -188,6 +188,20 @@ impl Checker<'_> {
             }
         };
         report.count = dataset.len();
+        // Every record of the index must be readable, not only the images.
+        let bad_frames: Vec<String> = dataset
+            .reader()
+            .entries()
+            .par_iter()
+            .filter_map(|e| dataset.reader().rec().read_at(e.offset).err())
+            .map(|e| error_chain(&e))
+            .collect();
+        if let Some(first) = bad_frames.first() {
+            report.fail(format!(
+                "{} unreadable records; first: {first}",
+                bad_frames.len()
+            ));
+        }
         let decode_set: BTreeSet<usize> = selected(dataset.len(), self.options.max_images)
             .into_iter()
             .collect();
