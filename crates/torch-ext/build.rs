@@ -27,7 +27,12 @@ fn main() {
         .flag("-isystem")
         .flag(include.to_string_lossy().as_ref())
         .flag("-isystem")
-        .flag(include.join("torch/csrc/api/include").to_string_lossy().as_ref())
+        .flag(
+            include
+                .join("torch/csrc/api/include")
+                .to_string_lossy()
+                .as_ref(),
+        )
         .compile("swinface_torch_ext");
 
     // Same lines as ../build_rpath.rs: find libtorch without LD_LIBRARY_PATH, and keep

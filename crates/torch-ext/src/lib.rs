@@ -7,7 +7,10 @@
 //!   checked (device, dtype) setting that enters such regions.
 //! - [`cuda_capability`] / [`cuda_supports_bf16`]: the GPU's compute capability.
 //!
-//! Autocast state is per thread in libtorch, so a guard is neither `Send` nor `Sync`.
+//! libtorch keeps the autocast flags, dtypes and nesting depth per thread, so a guard is
+//! neither `Send` nor `Sync`. Its cache of low-precision weight copies is one per process:
+//! any thread that closes its outermost region clears it (costing re-casts, never
+//! correctness, as long as weights are not changed in place inside a region).
 
 use std::ffi::{c_char, c_int, CStr};
 use std::marker::PhantomData;
@@ -337,8 +340,7 @@ pub fn cuda_device_supports_bf16(index: usize) -> bool {
 /// Whether the current CUDA device has bf16 support (compute capability >= 8.0); false
 /// without CUDA.
 pub fn cuda_supports_bf16() -> bool {
-    tch::Cuda::is_available()
-        && cuda_current_device().is_ok_and(cuda_device_supports_bf16)
+    tch::Cuda::is_available() && cuda_current_device().is_ok_and(cuda_device_supports_bf16)
 }
 
 #[cfg(test)]
