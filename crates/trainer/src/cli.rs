@@ -19,6 +19,9 @@ pub enum Command {
     /// Dataset tools: `data check CONFIG` reads, composes and decodes every configured dataset.
     #[command(subcommand)]
     Data(crate::data_check::DataCommand),
+    /// Evaluate a checkpoint on the standard protocols (RAF-DB, CLAP2015, CelebA, the
+    /// verification .bin sets, FG-NET, IJB-C); writes results.json, report.md and PNG plots.
+    Eval(crate::eval::EvalArgs),
     /// Benchmarks (JSON lines; scripts/bench_*.sh put PyTorch beside them).
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),

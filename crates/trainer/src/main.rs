@@ -4,6 +4,7 @@ mod bench;
 mod bench_forward;
 mod cli;
 mod data_check;
+mod eval;
 mod infer;
 // The trainer (next issue) logs through it; its tests run now.
 #[allow(dead_code)]
@@ -31,6 +32,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         cli::Command::Infer(args) => infer::run(args),
         cli::Command::Data(command) => data_check::run(command),
+        cli::Command::Eval(args) => eval::run(args).map(|()| ExitCode::SUCCESS),
         cli::Command::Bench(command) => bench::run(command).map(|()| ExitCode::SUCCESS),
     };
     match result {
