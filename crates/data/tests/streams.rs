@@ -545,3 +545,26 @@ expression_phases:
         assert!(err.contains(expected), "{yaml}: {err}");
     }
 }
+
+/// How the trainer embeds the data keys in its own config: `#[serde(flatten)]` takes the data
+/// keys and leaves the others to the outer struct.
+#[test]
+fn config_flattens_into_a_larger_config() {
+    #[derive(serde::Deserialize)]
+    struct TrainConfig {
+        network: String,
+        #[serde(flatten)]
+        data: DataConfig,
+    }
+    let c: TrainConfig =
+        serde_yaml::from_str("network: swin_t\nnum_image: 640\nseed: -3\nCelebA_bz: 8\nrec: /x\n")
+            .unwrap();
+    assert_eq!(c.network, "swin_t");
+    assert_eq!(
+        (c.data.num_image, c.data.seed, c.data.celeba_bz),
+        (640, -3, 8)
+    );
+    assert_eq!(c.data.rec.as_deref(), Some(Path::new("/x")));
+    assert_eq!(c.data.recognition_bz, 32);
+    c.data.validate().unwrap();
+}

@@ -31,6 +31,9 @@ use crate::streams::{
 };
 use decode::{apply_tally, decode_blobs, decode_files, selected};
 
+/// A decoded image, or `(image, reason)` for one that failed.
+type ImageOutcome = Result<(), (String, String)>;
+
 /// How thoroughly to check.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CheckOptions {
@@ -206,8 +209,7 @@ impl Checker<'_> {
             .into_iter()
             .collect();
         // One pass reads every label and decodes the selected images.
-        let results: Vec<(Result<i64, String>, Option<Result<(), (String, String)>>)> = (0
-            ..dataset.len())
+        let results: Vec<(Result<i64, String>, Option<ImageOutcome>)> = (0..dataset.len())
             .into_par_iter()
             .map(|i| match dataset.get(i, Some(num_classes)) {
                 Err(e) => (Err(error_chain(&e)), None),

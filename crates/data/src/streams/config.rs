@@ -5,7 +5,8 @@
 //! A full training YAML also holds model and training keys. [`DataConfig::from_yaml_str`]
 //! takes only the keys this struct names ([`DataConfig::keys`]) from the top-level map, so the
 //! trainer can keep its own keys beside them, or embed this struct with `#[serde(flatten)]`
-//! (its `deny_unknown_fields` then only applies when it is deserialized on its own).
+//! (its `deny_unknown_fields` then only applies when it is deserialized on its own; call
+//! [`DataConfig::validate`] after deserializing it that way).
 
 use std::path::{Path, PathBuf};
 
