@@ -112,7 +112,7 @@ pub fn swinface_index(name: &str) -> Option<usize> {
 pub fn celeba_to_swinface() -> [usize; 40] {
     let mut map = [0usize; 40];
     for (c, name) in CELEBA_ATTRIBUTES.iter().enumerate() {
-        // ok: the two constant tables name the same 40 attributes (tested below).
+        // The two tables name the same 40 attributes (tested below), so every lookup succeeds.
         map[c] = swinface_name_of_celeba(name)
             .and_then(swinface_index)
             .unwrap_or(usize::MAX);

@@ -940,3 +940,62 @@ fn image_folder_order_matches_torchvision() {
     assert!(message(&ImageFolder::read(&dir).unwrap_err())
         .contains("class \"d_empty\" has no image files"));
 }
+
+#[test]
+fn broken_multi_part_records_are_refused() {
+    let dir = scratch_dir("rec_parts");
+    let rec_path = dir.join("train.rec");
+    let idx_path = dir.join("train.idx");
+    let mut record = b"abcd".to_vec();
+    record.extend_from_slice(&MAGIC_BYTES);
+    record.extend_from_slice(b"efgh");
+    let mut writer = RecordWriter::create(&rec_path, &idx_path).unwrap();
+    writer.write_idx(0, &record).unwrap();
+    writer.finish().unwrap();
+    let reader = IndexedRecordReader::open(&rec_path, &idx_path).unwrap();
+    assert_eq!(reader.read_key(0).unwrap().as_ref(), record.as_slice());
+    drop(reader);
+    // The first part is 8 + 4 bytes; an index pointing at the second part (flag 3).
+    std::fs::write(&idx_path, "0\t12\n").unwrap();
+    let reader = IndexedRecordReader::open(&rec_path, &idx_path).unwrap();
+    let err = reader.read_key(0).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DataError::Record {
+                offset: 12,
+                problem: RecordProblem::BadContinuation { flag: 3, .. },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    drop(reader);
+    // The file ends after the first part.
+    let bytes = std::fs::read(&rec_path).unwrap();
+    std::fs::write(&rec_path, &bytes[..12]).unwrap();
+    std::fs::write(&idx_path, "0\t0\n").unwrap();
+    let reader = IndexedRecordReader::open(&rec_path, &idx_path).unwrap();
+    let err = reader.read_key(0).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DataError::Record {
+                offset: 12,
+                problem: RecordProblem::Truncated {
+                    needed: 8,
+                    available: 0
+                },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // A first frame flagged as a middle part cannot start a record.
+    let mut bytes = bytes.clone();
+    bytes[4..8].copy_from_slice(&(2u32 << 29 | 4).to_le_bytes());
+    std::fs::write(&rec_path, &bytes).unwrap();
+    let reader = IndexedRecordReader::open(&rec_path, &idx_path).unwrap();
+    assert!(message(&reader.read_key(0).unwrap_err())
+        .contains("continuation flag 2 where a record starts"));
+}

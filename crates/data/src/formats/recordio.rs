@@ -310,7 +310,8 @@ impl RecordFile {
         if offset >= file_len {
             return Err(err(offset, RecordProblem::OffsetPastEnd { file_len }));
         }
-        let mut joined: Option<Vec<u8>> = None;
+        // Parts of a multi-part record, joined with the magic word between them.
+        let mut joined: Vec<u8> = Vec::new();
         let mut pos = offset;
         loop {
             let available = file_len - pos;
@@ -343,10 +344,17 @@ impl RecordFile {
             let body = &data[at + 8..at + 8 + len];
             // A missing zero padding after the very last frame of the file is tolerated.
             let next = (pos + 8 + align4(len) as u64).min(file_len);
-            let first = joined.is_none() && pos == offset;
+            let first = pos == offset;
             match (first, flag) {
                 (true, FLAG_WHOLE) => return Ok((Cow::Borrowed(body), next)),
-                (true, FLAG_FIRST) => joined = Some(body.to_vec()),
+                (true, FLAG_FIRST) => joined.extend_from_slice(body),
+                (false, FLAG_MIDDLE | FLAG_LAST) => {
+                    joined.extend_from_slice(&MAGIC.to_le_bytes());
+                    joined.extend_from_slice(body);
+                    if flag == FLAG_LAST {
+                        return Ok((Cow::Owned(joined), next));
+                    }
+                }
                 (true, _) => {
                     return Err(err(
                         pos,
@@ -355,16 +363,6 @@ impl RecordFile {
                             expected: "a record starts (0 or 1)",
                         },
                     ))
-                }
-                (false, FLAG_MIDDLE | FLAG_LAST) => {
-                    // ok: `joined` is Some after the first frame.
-                    let buf = joined.get_or_insert_with(Vec::new);
-                    buf.extend_from_slice(&MAGIC.to_le_bytes());
-                    buf.extend_from_slice(body);
-                    if flag == FLAG_LAST {
-                        let record = joined.take().unwrap_or_default();
-                        return Ok((Cow::Owned(record), next));
-                    }
                 }
                 (false, _) => {
                     return Err(err(
