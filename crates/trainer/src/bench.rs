@@ -3,16 +3,20 @@
 
 use anyhow::Result;
 
+use crate::bench_data::{self, DataBenchArgs};
 use crate::bench_forward::{self, ForwardBenchArgs};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum BenchCommand {
     /// Images/s of the full model's eval forward pass.
     Forward(ForwardBenchArgs),
+    /// Images/s (and per core) of JPEG decoding plus the analysis training augmentation.
+    Data(DataBenchArgs),
 }
 
 pub fn run(command: &BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Forward(args) => bench_forward::run(args),
+        BenchCommand::Data(args) => bench_data::run(args),
     }
 }

@@ -1,6 +1,7 @@
 //! The `swinface` command line.
 
 mod bench;
+mod bench_data;
 mod bench_forward;
 mod cli;
 mod data_check;
