@@ -206,34 +206,50 @@ impl Sampler<'_> {
         let (xin, yin) = (xin - 0.5, yin - 0.5);
         let (x, y) = (floor_i64(xin), floor_i64(yin));
         let (dx, dy) = (xin - x as f64, yin - y as f64);
-        let (x, y) = (x - 1, y - 1);
-        let cols = [0, 1, 2, 3].map(|i| self.clip_x(x + i));
-        let valid = |row: i64| row >= 0 && row < self.height;
-        let mut out = [0u8; 3];
-        for (c, o) in out.iter_mut().enumerate() {
-            // Integer differences first, as the C macro does with UINT8 operands.
-            let row_cubic = |row: i64| {
-                let [a, b, cc, d] = cols.map(|col| i32::from(self.pixel(col, row)[c]));
+        let cols = [x - 1, x, x + 1, x + 2].map(|col| self.clip_x(col) as usize * 3);
+        let stride = self.width as usize * 3;
+        // The cubic through one row at dx. At dx = 0 Pillow's polynomial is exactly the
+        // pixel under x (p1 + 0 * (...)), which translations and vertical shears hit on
+        // every pixel.
+        let row_cubic = |row: i64| -> [f64; 3] {
+            let start = row as usize * stride;
+            let line = &self.data[start..start + stride];
+            if dx == 0.0 {
+                return [0, 1, 2].map(|c| f64::from(line[cols[1] + c]));
+            }
+            [0, 1, 2].map(|c| {
+                // Integer differences first, as the C macro does with UINT8 operands.
+                let [a, b, cc, d] = cols.map(|col| i32::from(line[col + c]));
                 let p1 = f64::from(b);
                 let p2 = f64::from(-a + cc);
                 let p3 = f64::from(2 * (a - b) + cc - d);
                 let p4 = f64::from(-a + b - cc + d);
                 p1 + dx * (p2 + dx * (p3 + dx * p4))
-            };
-            let v1 = row_cubic(y.clamp(0, self.height - 1));
-            let v2 = if valid(y + 1) { row_cubic(y + 1) } else { v1 };
-            let v3 = if valid(y + 2) { row_cubic(y + 2) } else { v2 };
-            let v4 = if valid(y + 3) { row_cubic(y + 3) } else { v3 };
-            let v = cubic(v1, v2, v3, v4, dy);
-            *o = if v <= 0.0 {
+            })
+        };
+        let v = if dy == 0.0 {
+            // Likewise the vertical polynomial at dy = 0 is the row under y, which is
+            // inside the image whenever yin is.
+            row_cubic(y)
+        } else {
+            // Rows y-1..y+2: the first clipped, the others repeating the previous row past
+            // the edges, as Pillow's BICUBIC_BODY does.
+            let valid = |row: i64| row >= 0 && row < self.height;
+            let v1 = row_cubic((y - 1).clamp(0, self.height - 1));
+            let v2 = if valid(y) { row_cubic(y) } else { v1 };
+            let v3 = if valid(y + 1) { row_cubic(y + 1) } else { v2 };
+            let v4 = if valid(y + 2) { row_cubic(y + 2) } else { v3 };
+            [0, 1, 2].map(|c| cubic(v1[c], v2[c], v3[c], v4[c], dy))
+        };
+        Some(v.map(|v| {
+            if v <= 0.0 {
                 0
             } else if v >= 255.0 {
                 255
             } else {
                 v as u8
-            };
-        }
-        Some(out)
+            }
+        }))
     }
 }
 
