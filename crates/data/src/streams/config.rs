@@ -22,7 +22,7 @@ use crate::preprocess::DecodeLimits;
 #[serde(deny_unknown_fields)]
 pub struct Phase {
     pub sources: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub share: Option<f64>,
 }
 
