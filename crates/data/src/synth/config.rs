@@ -77,23 +77,23 @@ impl SynthConfig {
     /// A few hundred images of each kind: enough for every reader and statistic in tests.
     pub fn small() -> Self {
         Self {
-            identities: 24,
-            images_per_identity: 6,
-            verification_identities: 16,
-            verification_pairs: 40,
-            adience: 30,
-            morph: 30,
-            wiki: 30,
-            imdb: 30,
-            celeba_train: 80,
-            celeba_val: 20,
-            celeba_test: 20,
-            raf_train: 70,
-            raf_test: 28,
-            affectnet: 56,
-            lap_test: 20,
+            identities: 20,
+            images_per_identity: 5,
+            verification_identities: 12,
+            verification_pairs: 20,
+            adience: 24,
+            morph: 24,
+            wiki: 24,
+            imdb: 24,
+            celeba_train: 60,
+            celeba_val: 16,
+            celeba_test: 16,
+            raf_train: 56,
+            raf_test: 21,
+            affectnet: 42,
+            lap_test: 16,
             fgnet_subjects: 4,
-            fgnet_images_per_subject: 6,
+            fgnet_images_per_subject: 5,
             ..Self::default()
         }
     }
@@ -114,7 +114,7 @@ impl SynthConfig {
         if self.verification_pairs > 0 && self.verification_identities < 2 {
             return bad("verification pairs need at least 2 verification identities".into());
         }
-        if self.verification_pairs % 2 != 0 {
+        if !self.verification_pairs.is_multiple_of(2) {
             return bad("verification pairs must be even (half same, half different)".into());
         }
         if let Some(name) = self

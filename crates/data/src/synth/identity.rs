@@ -98,6 +98,10 @@ pub struct Identity {
     pub bangs: bool,
     /// Multiplies the age-driven greying.
     pub greying_rate: f32,
+    /// Age at which greying starts (it is complete about 35 years later).
+    pub greying_onset: f32,
+    /// The colour grey hair takes (silver to white, cooler or warmer).
+    pub grey_shade: Rgb,
 
     // Identity-level attributes.
     pub pale_skin: bool,
@@ -175,7 +179,11 @@ pub fn hair_base_colour(family: HairColour, rng: &mut SynthRng) -> Rgb {
     let (base, spread): (Rgb, f32) = match family {
         HairColour::Black => ([0.07, 0.06, 0.06], 0.35),
         HairColour::Brown => ([0.34, 0.21, 0.12], 0.25),
-        HairColour::Blond => ([0.86, 0.73, 0.47], 0.12),
+        HairColour::Blond => {
+            // From golden to platinum.
+            let platinum = rng.unit();
+            (mix([0.84, 0.70, 0.42], [0.93, 0.89, 0.80], platinum), 0.1)
+        }
         HairColour::Red => ([0.62, 0.26, 0.12], 0.18),
     };
     let k = 1.0 + rng.symmetric(spread);
@@ -318,7 +326,13 @@ impl Identity {
             parting: rng.symmetric(9.0),
             texture,
             bangs: rng.chance(sex(0.18, 0.38)),
-            greying_rate: rng.range(0.75, 1.3),
+            greying_rate: rng.range(0.6, 1.3),
+            greying_onset: rng.range(30.0, 48.0),
+            grey_shade: {
+                let level = rng.range(0.58, 0.92);
+                let tint = rng.symmetric(0.03);
+                [level + tint, level, level - tint + 0.01]
+            },
             pale_skin,
             chubby,
             oval_face,

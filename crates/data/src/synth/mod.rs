@@ -33,7 +33,7 @@ pub use identity::{AgeRange, HairColour, HairTexture, Identity};
 pub use labels::{attr, Expression, FaceLabels, ATTRIBUTE_COUNT};
 pub use rng::SynthRng;
 pub use spec::{FaceSpec, ImagePolicy, Look, Scene};
-pub use write::{write_all, SynthManifest, MANIFEST_NAME};
+pub use write::{data_config, write_all, SynthManifest, DATA_CONFIG_NAME, MANIFEST_NAME};
 
 use image::RgbImage;
 

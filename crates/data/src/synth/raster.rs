@@ -16,6 +16,12 @@ pub trait Shape: Sync {
     /// Signed distance of `p` to the boundary, canonical units; needs to be accurate only
     /// near the boundary (within a few pixels).
     fn distance(&self, p: Vec2) -> f32;
+    /// Like [`Shape::distance`], but any value above `limit` may be returned once the point
+    /// is known to be further out than `limit` (lets intersections skip work).
+    fn distance_within(&self, p: Vec2, limit: f32) -> f32 {
+        let _ = limit;
+        self.distance(p)
+    }
     /// Bounds of the inside, canonical units.
     fn bounds(&self) -> Bounds;
 }
@@ -231,6 +237,14 @@ impl Shape for Intersect<'_> {
         self.0.distance(p).max(self.1.distance(p))
     }
 
+    fn distance_within(&self, p: Vec2, limit: f32) -> f32 {
+        let first = self.0.distance_within(p, limit);
+        if first > limit {
+            return first;
+        }
+        first.max(self.1.distance_within(p, limit))
+    }
+
     fn bounds(&self) -> Bounds {
         self.0.bounds().intersection(self.1.bounds())
     }
@@ -242,6 +256,14 @@ pub struct Subtract<'a>(pub &'a dyn Shape, pub &'a dyn Shape);
 impl Shape for Subtract<'_> {
     fn distance(&self, p: Vec2) -> f32 {
         self.0.distance(p).max(-self.1.distance(p))
+    }
+
+    fn distance_within(&self, p: Vec2, limit: f32) -> f32 {
+        let first = self.0.distance_within(p, limit);
+        if first > limit {
+            return first;
+        }
+        first.max(-self.1.distance(p))
     }
 
     fn bounds(&self) -> Bounds {
@@ -262,6 +284,9 @@ impl Shape for Union<'_> {
     }
 }
 
+/// Side of the pixel tiles [`Canvas::paint`] classifies as a whole.
+const TILE: usize = 4;
+
 /// An RGB image being drawn, with the canonical-frame-to-pixel transform of the face on it.
 #[derive(Debug, Clone)]
 pub struct Canvas {
@@ -269,16 +294,28 @@ pub struct Canvas {
     height: usize,
     pixels: Vec<Rgb>,
     transform: Similarity,
+    /// Pixel-to-canonical map as `[a, b, c, d, tx, ty]`: `x' = a x + b y + tx`,
+    /// `y' = c x + d y + ty` (precomputed: no trigonometry per pixel).
+    inverse: [f32; 6],
 }
 
 impl Canvas {
     pub fn new(width: usize, height: usize, transform: Similarity) -> Self {
+        let origin = transform.inverse_apply(v2(0.0, 0.0));
+        let ex = transform.inverse_apply(v2(1.0, 0.0)) - origin;
+        let ey = transform.inverse_apply(v2(0.0, 1.0)) - origin;
         Self {
             width,
             height,
             pixels: vec![[0.0; 3]; width * height],
             transform,
+            inverse: [ex.x, ey.x, ex.y, ey.y, origin.x, origin.y],
         }
+    }
+
+    fn to_canonical(&self, x: f32, y: f32) -> Vec2 {
+        let [a, b, c, d, tx, ty] = self.inverse;
+        v2(a * x + b * y + tx, c * x + d * y + ty)
     }
 
     pub fn width(&self) -> usize {
@@ -326,21 +363,41 @@ impl Canvas {
         let y0 = (pixel.min.y.floor().max(0.0)) as usize;
         let x1 = (pixel.max.x.ceil().min(self.width as f32)).max(0.0) as usize;
         let y1 = (pixel.max.y.ceil().min(self.height as f32)).max(0.0) as usize;
-        for y in y0..y1 {
-            for x in x0..x1 {
-                let q = self
-                    .transform
-                    .inverse_apply(v2(x as f32 + 0.5, y as f32 + 0.5));
-                let d = shape.distance(q) * scale;
-                let coverage = (0.5 - d / softness).clamp(0.0, 1.0);
-                if coverage <= 0.0 {
+        // Beyond this canonical distance a pixel gets no coverage.
+        let limit = 0.5 * softness / scale;
+        // Tiles whose centre is far enough from the edge are wholly outside (skipped) or
+        // wholly inside (coverage 1) without evaluating the shape at every pixel; the slack
+        // allows for distance estimates that are not exactly 1-Lipschitz (ellipses).
+        for ty in (y0..y1).step_by(TILE) {
+            for tx in (x0..x1).step_by(TILE) {
+                let (xe, ye) = ((tx + TILE).min(x1), (ty + TILE).min(y1));
+                let centre = self.to_canonical((tx + xe) as f32 * 0.5, (ty + ye) as f32 * 0.5);
+                let radius = v2((xe - tx - 1) as f32, (ye - ty - 1) as f32).length() * 0.5;
+                let slack = 1.25 * radius + 0.5 * softness + 0.5;
+                let dc = shape.distance_within(centre, slack / scale) * scale;
+                if dc > slack {
                     continue;
                 }
-                let (colour, opacity) = paint(q);
-                let a = (coverage * opacity).clamp(0.0, 1.0);
-                let px = &mut self.pixels[y * self.width + x];
-                for c in 0..3 {
-                    px[c] += (colour[c] - px[c]) * a;
+                let inside = dc < -slack;
+                for y in ty..ye {
+                    for x in tx..xe {
+                        let q = self.to_canonical(x as f32 + 0.5, y as f32 + 0.5);
+                        let coverage = if inside {
+                            1.0
+                        } else {
+                            let d = shape.distance_within(q, limit) * scale;
+                            (0.5 - d / softness).clamp(0.0, 1.0)
+                        };
+                        if coverage <= 0.0 {
+                            continue;
+                        }
+                        let (colour, opacity) = paint(q);
+                        let a = (coverage * opacity).clamp(0.0, 1.0);
+                        let px = &mut self.pixels[y * self.width + x];
+                        for c in 0..3 {
+                            px[c] += (colour[c] - px[c]) * a;
+                        }
+                    }
                 }
             }
         }
@@ -435,6 +492,60 @@ mod tests {
         assert!(c.pixels()[16 * 32 + 23][0] < 0.01);
         let area: f32 = c.pixels().iter().map(|p| p[0]).sum();
         assert!((area - std::f32::consts::PI * 36.0).abs() < 2.0);
+    }
+
+    /// Per-pixel coverage without tiles, for comparison with [`Canvas::paint`].
+    fn brute_force(shape: &dyn Shape, t: Similarity, softness: f32) -> Vec<f32> {
+        let c = Canvas::new(48, 48, t);
+        (0..48 * 48)
+            .map(|i| {
+                let q = c.to_canonical((i % 48) as f32 + 0.5, (i / 48) as f32 + 0.5);
+                (0.5 - shape.distance(q) * t.scale / softness).clamp(0.0, 1.0)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tiled_painting_equals_per_pixel_coverage() {
+        let t = Similarity {
+            scale: 1.1,
+            angle: 0.2,
+            pivot: v2(24.0, 24.0),
+            shift: v2(1.5, -2.0),
+        };
+        let ring = Ellipse::new(v2(24.0, 22.0), 15.0, 6.0).rotated(0.4);
+        let shapes: Vec<Box<dyn Shape>> = vec![
+            Box::new(Polygon::new(vec![
+                v2(5.0, 5.0),
+                v2(40.0, 9.0),
+                v2(30.0, 44.0),
+                v2(12.0, 30.0),
+            ])),
+            Box::new(Stroke::tapered(
+                vec![v2(4.0, 40.0), v2(20.0, 10.0), v2(44.0, 30.0)],
+                3.0,
+                1.0,
+                0.2,
+            )),
+            Box::new(ring),
+        ];
+        for (k, shape) in shapes.iter().enumerate() {
+            for softness in [1.0, 4.0] {
+                let mut c = Canvas::new(48, 48, t);
+                c.fill(shape.as_ref(), [1.0; 3], 1.0, softness);
+                let expected = brute_force(shape.as_ref(), t, softness);
+                let worst = c
+                    .pixels()
+                    .iter()
+                    .zip(&expected)
+                    .map(|(p, e)| (p[0] - e).abs())
+                    .fold(0.0f32, f32::max);
+                assert!(
+                    worst < 1e-5,
+                    "shape {k} softness {softness}: off by {worst}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -72,7 +72,7 @@ impl SynthRng {
         if n == 0 {
             return 0;
         }
-        ((self.next_u64() >> 32) * n as u64 >> 32) as usize
+        (((self.next_u64() >> 32) * n as u64) >> 32) as usize
     }
 
     /// An index drawn with probability proportional to `weights` (non-negative).

@@ -104,13 +104,13 @@ pub fn develop(canvas: &mut Canvas, scene: &Scene, blur_sigma: f32) {
     for (i, px) in canvas.pixels_mut().iter_mut().enumerate() {
         let p = v2((i % w) as f32 + 0.5 - half, (i / w) as f32 + 0.5 - half);
         let light = 1.0 + scene.light_strength * p.dot(dir) / half;
-        for c in 0..3 {
-            let v = px[c] * light * scene.brightness;
-            px[c] = ((v - 0.5) * scene.contrast + 0.5) * scene.colour_cast[c];
+        for (v, cast) in px.iter_mut().zip(scene.colour_cast) {
+            let lit = *v * light * scene.brightness;
+            *v = ((lit - 0.5) * scene.contrast + 0.5) * cast;
         }
     }
     blur(canvas, blur_sigma);
-    let mut rng = SynthRng::keyed(scene.noise_seed, &[0x401_5E]);
+    let mut rng = SynthRng::keyed(scene.noise_seed, &[0x4015E]);
     for px in canvas.pixels_mut() {
         for c in px.iter_mut() {
             *c += scene.noise_sigma * quick_normal(&mut rng);

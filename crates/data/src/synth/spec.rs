@@ -85,7 +85,7 @@ pub struct Hat {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Look {
     pub age: f32,
-    /// 1 for a baby, 0 from 16 years on.
+    /// 1 for a baby, 0 from 20 years on.
     pub child: f32,
     /// Wrinkle depth: 0 below 22 years, 1 at 72.
     pub wrinkles: f32,
@@ -201,7 +201,7 @@ impl Look {
         let mouth_gap = match expression {
             Expression::Surprise => rng.range(7.0, 9.0),
             Expression::Fear => rng.range(3.5, 5.0),
-            Expression::Disgust if rng.chance(0.5) => rng.range(1.6, 2.6),
+            Expression::Disgust => rng.range(1.6, 2.6),
             Expression::Happiness if rng.chance(0.45) => rng.range(2.2, 3.6),
             Expression::Sadness if rng.chance(0.2) => rng.range(1.6, 2.2),
             Expression::Neutral if rng.chance(0.3) => rng.range(1.6, 2.6),
@@ -217,7 +217,8 @@ impl Look {
                 } else {
                     0.07
                 };
-        let grey = (person.greying_rate * smoothstep(35.0, 75.0, age)).clamp(0.0, 1.0);
+        let onset = person.greying_onset;
+        let grey = (person.greying_rate * smoothstep(onset, onset + 35.0, age)).clamp(0.0, 1.0);
         let bags = age > 20.0 && person.bags_disposition < 0.05 + 0.85 * ramp(25.0, 70.0, age);
         let double_chin = age > 18.0
             && person.double_chin_disposition
@@ -285,7 +286,7 @@ impl Look {
         let blurry = rng.chance(0.2);
         Look {
             age,
-            child: ramp(16.0, 1.0, age),
+            child: ramp(20.0, 1.0, age).powf(1.3),
             wrinkles: ramp(22.0, 72.0, age),
             sag: ramp(48.0, 80.0, age),
             grey,

@@ -310,7 +310,11 @@ impl<'a> Writer<'a> {
             .position(|n| *n == name)
             .unwrap_or(0) as u64;
         let people = self.config.verification_identities as u64;
-        let block = if pairs % 20 == 0 { pairs / 20 } else { 1 };
+        let block = if pairs.is_multiple_of(20) {
+            pairs / 20
+        } else {
+            1
+        };
         let seed = self.seed();
         let ages = AgeRange {
             min: 5.0,

@@ -137,8 +137,8 @@ pub fn front(canvas: &mut Canvas, l: &Layout, spec: &FaceSpec, detail: &mut Synt
 
 fn strand_colour(l: &Layout, spec: &FaceSpec, k: usize, detail: &mut SynthRng) -> [f32; 3] {
     if detail.chance(spec.look.grey * 0.6) {
-        [0.86, 0.86, 0.88]
-    } else if k % 2 == 0 {
+        shade(spec.identity.grey_shade, 1.08).map(|c| c.min(1.0))
+    } else if k.is_multiple_of(2) {
         shade(l.hair, 0.6)
     } else {
         shade(l.hair, 1.35).map(|c| c.min(1.0))
@@ -216,7 +216,7 @@ fn strands(
         let bulge = edge + (edge - crown) * 0.05;
         let path = quadratic(crown, bulge, end, 16);
         let path = match texture {
-            HairTexture::Wavy => wave(&path, 1.7, 8.0, detail.range(0.0, 6.28)),
+            HairTexture::Wavy => wave(&path, 1.7, 8.0, detail.range(0.0, std::f32::consts::TAU)),
             _ => path,
         };
         let colour = strand_colour(l, spec, k, detail);

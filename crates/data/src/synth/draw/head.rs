@@ -253,7 +253,7 @@ pub fn facial_hair(canvas: &mut Canvas, l: &Layout, spec: &FaceSpec) {
             v2(cx - fw - 3.0, l.jaw_y - 1.0),
         ]);
         let cheeks_r = Polygon::new(cheeks.points().iter().map(|p| p.mirror_x(cx)).collect());
-        let lower = Intersect(&grown, &cut);
+        let lower = Intersect(&cut, &grown);
         let bare = Union(&cheeks, &cheeks_r);
         let region = Subtract(&lower, &bare);
         let (density, opacity) = if look.beard {

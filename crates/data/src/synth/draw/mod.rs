@@ -84,12 +84,12 @@ impl Layout {
         let sag = look.sag;
         let cx = 56.0;
 
-        let eye_y = p.eye_y + 3.5 * child;
+        let eye_y = p.eye_y + 5.5 * child;
         let tip_y = eye_y + p.nose_length * (1.0 - 0.3 * child);
         let mouth_y = tip_y + p.mouth_below_nose * (1.0 - 0.2 * child);
-        let chin_y = mouth_y + p.chin_below_mouth * (1.0 - 0.25 * child) + 1.5 * sag;
+        let chin_y = mouth_y + p.chin_below_mouth * (1.0 - 0.35 * child) + 1.5 * sag;
         let cheek_y = eye_y + 7.0;
-        let face_w = p.face_half_width * (1.0 - 0.05 * child);
+        let face_w = p.face_half_width * (1.0 - 0.07 * child);
         let jaw_y = chin_y - (chin_y - cheek_y) * 0.4 + 2.0 * sag;
         let jaw_w = face_w * (p.jaw_ratio + 0.1 * child + 0.05 * sag).min(0.97);
         let chin_w = face_w * (p.chin_ratio + 0.08 * child);
@@ -118,7 +118,7 @@ impl Layout {
 
         let (open, raise, _, _) = expression_face(look.expression);
         let open = 1.0 + (open - 1.0) * look.intensity;
-        let eye_rx = p.eye_half_width * (1.0 + 0.22 * child);
+        let eye_rx = p.eye_half_width * (1.0 + 0.3 * child);
         let eye_up = eye_rx * p.eye_openness * open * (1.0 - 0.15 * sag);
         let squint = match look.expression {
             Expression::Happiness => 0.55,
@@ -128,8 +128,8 @@ impl Layout {
         let brow_y = eye_y - eye_up - p.brow_gap + 1.5 * child - raise * look.intensity + 1.0 * sag;
 
         let skin = mix(p.skin, grey_of(p.skin), 0.15 * look.wrinkles);
-        let grey_target = [0.80, 0.80, 0.82];
-        let hair = mix(p.hair_rgb, grey_target, 0.85 * look.grey);
+        let grey_target = p.grey_shade;
+        let hair = mix(p.hair_rgb, grey_target, 0.8 * look.grey);
         let brow_base = match p.hair_colour {
             super::identity::HairColour::Blond => shade(p.hair_rgb, 0.6),
             _ => shade(p.hair_rgb, 0.8),

@@ -21,6 +21,8 @@ pub(crate) struct MouthGeometry {
     open_bottom: f32,
     /// Exponent of the opening profile: 1 a lens, 0.5 an ellipse, smaller a flat slot.
     profile: f32,
+    /// Lopsidedness of the opening (Disgust's snarl): positive opens the right side more.
+    skew: f32,
     pub upper_lip: f32,
     pub lower_lip: f32,
 }
@@ -41,8 +43,8 @@ impl MouthGeometry {
             Expression::Surprise => (0.55, 0.0, 0.0, 0.0, 0.4, 0.5, 0.85),
             Expression::Fear => (1.22, -1.4 * i, -1.4 * i, 0.0, 0.3, 0.3, 0.8),
             Expression::Disgust => {
-                let (l, r) = if side > 0.0 { (-1.2, 3.2) } else { (3.2, -1.2) };
-                (0.95, l * i, r * i, -0.5, 0.0, 1.0, 1.0)
+                let (l, r) = if side > 0.0 { (-1.8, 4.2) } else { (4.2, -1.8) };
+                (0.95, l * i, r * i, -0.8, 0.6, 1.0, 1.15)
             }
             Expression::Happiness => (1.18, 4.6 * i, 4.6 * i, 1.3 * i, 0.0, 1.0, 0.85),
             Expression::Sadness => (0.95, -3.6 * i, -3.6 * i, -1.3 * i, 0.0, 1.0, 1.05),
@@ -59,6 +61,11 @@ impl MouthGeometry {
             open_top: gap * top,
             open_bottom: gap * (1.0 - top),
             profile,
+            skew: if look.expression == Expression::Disgust {
+                0.9 * side
+            } else {
+                0.0
+            },
             upper_lip: layout.upper_lip * lips,
             lower_lip: layout.lower_lip * lips,
         }
@@ -74,7 +81,7 @@ impl MouthGeometry {
     }
 
     fn opening(&self, u: f32) -> f32 {
-        (1.0 - u * u).max(0.0).powf(self.profile)
+        (1.0 - u * u).max(0.0).powf(self.profile) * (1.0 + self.skew * u).max(0.0)
     }
 
     /// Lower edge of the upper lip.
