@@ -22,6 +22,8 @@ pub enum Command {
     /// Evaluate a checkpoint on the standard protocols (RAF-DB, CLAP2015, CelebA, the
     /// verification .bin sets, FG-NET, IJB-C); writes results.json, report.md and PNG plots.
     Eval(crate::eval::EvalArgs),
+    /// Write a procedurally drawn face dataset in every format the trainer reads.
+    Synth(crate::synth::SynthArgs),
     /// Benchmarks (JSON lines; scripts/bench_*.sh put PyTorch beside them).
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),

@@ -7,6 +7,7 @@ mod cli;
 mod data_check;
 mod eval;
 mod infer;
+mod synth;
 // The trainer (next issue) logs through it; its tests run now.
 #[allow(dead_code)]
 mod tensorboard;
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
         cli::Command::Data(command) => data_check::run(command),
         cli::Command::Eval(args) => eval::run(args).map(|()| ExitCode::SUCCESS),
         cli::Command::Bench(command) => bench::run(command).map(|()| ExitCode::SUCCESS),
+        cli::Command::Synth(args) => synth::run(args),
     };
     match result {
         Ok(code) => code,
