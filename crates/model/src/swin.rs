@@ -3,8 +3,14 @@
 //!
 //! Variable names follow the official state dict (`backbone.layers.0.blocks.1.attn.qkv.weight`,
 //! buffers `relative_position_index` and `attn_mask` included).
+//!
+//! Mixed precision ([`SwinTransformer::set_autocast`]) follows the official blocks: autocast
+//! on for the qkv projection, the output projection and `norm2` + MLP (with its residual
+//! add), off for the attention core, which runs in fp32; everything outside the blocks runs
+//! with autocast off.
 
 use serde::{Deserialize, Serialize};
+use swinface_torch_ext::{autocast_region, Autocast};
 use tch::{nn, Kind, Tensor};
 
 use crate::config::ConfigError;
@@ -426,26 +432,38 @@ impl WindowAttention {
         }
     }
 
-    /// x: [B*nW, N, C], mask: [nW, N, N] -> [B*nW, N, C]
-    fn forward_t(&self, x: &Tensor, mask: Option<&Tensor>, train: bool) -> Tensor {
+    /// x: [B*nW, N, C], mask: [nW, N, N] -> [B*nW, N, C]. With `autocast`, the projections
+    /// run in its half dtype and the attention core in fp32 (official `WindowAttention`).
+    fn forward_t(
+        &self,
+        x: &Tensor,
+        mask: Option<&Tensor>,
+        train: bool,
+        autocast: Option<Autocast>,
+    ) -> Tensor {
         let (batch_windows, n, c) = dims3(x);
         let heads = self.num_heads;
-        let qkv = self
-            .qkv
-            .forward(x)
-            .reshape([batch_windows, n, 3, heads, c / heads])
-            .permute([2, 0, 3, 1, 4]);
-        // As official: the attention itself runs in float32 with autocast off (under
-        // mixed precision only the projections run in half precision).
-        let context = tch::autocast(false, || {
+        let qkv = {
+            let _half = autocast_region(autocast, true);
+            self.qkv
+                .forward(x)
+                .reshape([batch_windows, n, 3, heads, c / heads])
+                .permute([2, 0, 3, 1, 4])
+        };
+        let context = {
+            let _fp32 = autocast_region(autocast, false);
+            // Official `.float()`, except that a double model stays double.
             let upcast = |t: Tensor| match t.kind() {
                 Kind::Half | Kind::BFloat16 => t.to_kind(Kind::Float),
                 _ => t,
             };
             let (q, k, v) = (upcast(qkv.get(0)), upcast(qkv.get(1)), upcast(qkv.get(2)));
+            #[cfg(test)]
+            tests::probe::record(&qkv, &q, autocast);
             self.attend(&q, &k, &v, mask, train)
-        });
+        };
         let x = context.transpose(1, 2).reshape([batch_windows, n, c]);
+        let _half = autocast_region(autocast, true);
         dropout(&self.proj.forward(&x), self.proj_drop, train)
     }
 }
@@ -486,6 +504,8 @@ struct SwinBlock {
     window_size: i64,
     shift_size: i64,
     drop_path: f64,
+    /// Mixed precision of the projections and the MLP; `None`: fp32 throughout.
+    autocast: Option<Autocast>,
 }
 
 impl SwinBlock {
@@ -520,6 +540,7 @@ impl SwinBlock {
             window_size,
             shift_size,
             drop_path,
+            autocast: None,
         }
     }
 
@@ -536,14 +557,17 @@ impl SwinBlock {
         let windows = window_partition(&h, ws).view([-1, ws * ws, c]);
         let attended = self
             .attn
-            .forward_t(&windows, self.attn_mask.as_ref(), train);
+            .forward_t(&windows, self.attn_mask.as_ref(), train, self.autocast);
         let h = window_reverse(&attended.view([-1, ws, ws, c]), ws, res, res);
         let h = if shift > 0 {
             h.roll([shift, shift], [1, 2])
         } else {
             h
         };
+        // The attention residual is added outside autocast, the MLP's inside (official);
+        // fp32 + half promotes to fp32 either way.
         let x = x + drop_path(&h.reshape([b, l, c]), self.drop_path, train);
+        let _half = autocast_region(self.autocast, true);
         let mlp = self.mlp.forward_t(&self.norm2.forward(&x), train);
         &x + drop_path(&mlp, self.drop_path, train)
     }
@@ -670,6 +694,7 @@ pub struct SwinTransformer {
     head: Linear,
     feature: FeatureHead,
     cfg: SwinConfig,
+    autocast: Option<Autocast>,
 }
 
 impl SwinTransformer {
@@ -748,6 +773,7 @@ impl SwinTransformer {
             head: Linear::new(&(path / "head"), num_features, embedding_size, true),
             feature: FeatureHead::new(&(path / "feature"), num_features, embedding_size),
             cfg: cfg.clone(),
+            autocast: None,
         })
     }
 
@@ -755,8 +781,23 @@ impl SwinTransformer {
         &self.cfg
     }
 
+    /// Mixed precision as the official blocks do it (see the module doc); `None` (the
+    /// default) runs everything in the parameters' precision without touching autocast.
+    pub fn set_autocast(&mut self, autocast: Option<Autocast>) {
+        self.autocast = autocast;
+        for block in self.layers.iter_mut().flat_map(|layer| &mut layer.blocks) {
+            block.autocast = autocast;
+        }
+    }
+
+    pub fn autocast(&self) -> Option<Autocast> {
+        self.autocast
+    }
+
     /// x: [B, in_chans, img, img] (normalised) -> local, global features and embedding.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> BackboneOutput {
+        // Under mixed precision only the blocks' own regions autocast.
+        let _fp32 = autocast_region(self.autocast, false);
         let mut x = self.patch_embed.forward(x);
         if let Some(pos) = &self.absolute_pos_embed {
             x += pos;
@@ -805,7 +846,38 @@ impl SwinTransformer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use swinface_torch_ext::AutocastDevice;
     use tch::Device;
+
+    /// What the attention core saw on this thread: (kind of the qkv projection, kind of q at
+    /// the core, whether autocast was on at the core).
+    pub(super) mod probe {
+        use std::cell::RefCell;
+
+        use swinface_torch_ext::{is_enabled, Autocast};
+        use tch::{Kind, Tensor};
+
+        thread_local! {
+            static SEEN: RefCell<Vec<(Kind, Kind, bool)>> = const { RefCell::new(Vec::new()) };
+        }
+
+        pub fn record(qkv: &Tensor, q: &Tensor, autocast: Option<Autocast>) {
+            let enabled = autocast.is_some_and(|a| is_enabled(a.device()).unwrap_or(true));
+            SEEN.with(|seen| seen.borrow_mut().push((qkv.kind(), q.kind(), enabled)));
+        }
+
+        pub fn take() -> Vec<(Kind, Kind, bool)> {
+            SEEN.with(|seen| seen.take())
+        }
+    }
+
+    fn cpu_bf16() -> Autocast {
+        Autocast::new(AutocastDevice::Cpu, Kind::BFloat16).unwrap()
+    }
+
+    fn max_rel_diff(a: &Tensor, b: &Tensor) -> f64 {
+        max_abs_diff(a, b) / f64::try_from(b.abs().max()).unwrap()
+    }
 
     fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
         f64::try_from((a - b).abs().max()).unwrap()
@@ -969,5 +1041,78 @@ mod tests {
             "qkv {}",
             rel(&qkv_math, &qkv_sdpa)
         );
+    }
+
+    /// A shifted-window block with a non-trivial bias table, the input and its fp32 output.
+    fn block_under_test(kernel: AttentionKernel) -> (nn::VarStore, SwinBlock, Tensor) {
+        tch::manual_seed(11);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = SwinConfig {
+            attention: kernel,
+            ..SwinConfig::default()
+        };
+        let block = SwinBlock::new(&vs.root(), &cfg, 96, 14, 3, 3, 0.0);
+        tch::no_grad(|| {
+            let mut table = block.attn.relative_position_bias_table.shallow_clone();
+            let _ = table.normal_(0.0, 0.5);
+        });
+        let x = Tensor::randn([2, 196, 96], (Kind::Float, Device::Cpu));
+        (vs, block, x)
+    }
+
+    #[test]
+    fn autocast_runs_the_projections_in_half_and_the_attention_core_in_fp32() {
+        for kernel in [AttentionKernel::Math, AttentionKernel::Sdpa] {
+            let (_vs, mut block, x) = block_under_test(kernel);
+            let fp32 = tch::no_grad(|| block.forward_t(&x, false));
+            assert_eq!(probe::take(), [(Kind::Float, Kind::Float, false)]);
+
+            block.autocast = Some(cpu_bf16());
+            let mixed = tch::no_grad(|| block.forward_t(&x, false));
+            // qkv came out of autocast in bf16; the core got fp32 q, k, v with autocast off.
+            assert_eq!(probe::take(), [(Kind::BFloat16, Kind::Float, false)]);
+            assert_eq!(mixed.kind(), Kind::Float, "the residual stream stays fp32");
+            let (abs, rel) = (max_abs_diff(&mixed, &fp32), max_rel_diff(&mixed, &fp32));
+            println!("{kernel:?}: bf16 block vs fp32 max abs {abs:.3e}, rel {rel:.3e}");
+            // bf16 keeps 8 significant bits (relative rounding 2^-9 ~ 2e-3 per op).
+            assert!(abs > 0.0 && rel < 2e-3, "{kernel:?}: abs {abs}, rel {rel}");
+            assert!(!swinface_torch_ext::is_enabled(AutocastDevice::Cpu).unwrap());
+        }
+    }
+
+    #[test]
+    fn autocast_block_backward_gives_finite_gradients_close_to_fp32() {
+        let (vs, mut block, x) = block_under_test(AttentionKernel::Sdpa);
+        let weights = Tensor::randn([2, 196, 96], (Kind::Float, Device::Cpu));
+        let grads = |block: &SwinBlock| {
+            for mut t in vs.trainable_variables() {
+                t.zero_grad();
+            }
+            (block.forward_t(&x, true) * &weights)
+                .sum(Kind::Float)
+                .backward();
+            [
+                block.attn.qkv.weight.grad().copy(),
+                block.attn.relative_position_bias_table.grad().copy(),
+                block.mlp.fc1.weight.grad().copy(),
+                block.norm1.weight.grad().copy(),
+            ]
+        };
+        let fp32 = grads(&block);
+        block.autocast = Some(cpu_bf16());
+        let mixed = grads(&block);
+        for (name, (a, b)) in ["qkv", "bias table", "fc1", "norm1"]
+            .iter()
+            .zip(mixed.iter().zip(&fp32))
+        {
+            assert_eq!(a.kind(), Kind::Float, "{name}: parameters' grads stay fp32");
+            assert!(
+                f64::try_from(a.isfinite().all()).unwrap() == 1.0,
+                "{name}: non-finite grad"
+            );
+            let rel = max_rel_diff(a, b);
+            println!("{name}: bf16 vs fp32 grad max rel diff {rel:.3e}");
+            assert!(rel < 2e-2, "{name}: grad max rel diff {rel}");
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! The assembled model (official `ModelBox`): backbone -> FAM -> subnets -> heads.
 
+use swinface_torch_ext::{autocast_region, Autocast};
 use tch::{nn, Kind, Tensor};
 
 use crate::config::SwinFaceConfig;
@@ -47,6 +48,7 @@ pub struct SwinFace {
     tss: TaskSpecificSubnets,
     om: OutputModule,
     cfg: SwinFaceConfig,
+    autocast: Option<Autocast>,
 }
 
 impl SwinFace {
@@ -75,7 +77,22 @@ impl SwinFace {
             tss,
             om,
             cfg: cfg.clone(),
+            autocast: None,
         })
+    }
+
+    /// Mixed precision as the official code does it: inside the Swin blocks the qkv and output
+    /// projections and `norm2` + MLP autocast to the setting's dtype, the attention core runs
+    /// in fp32, and everything else (patch embedding and merging, final norm, embedding head,
+    /// FAM, subnets, heads) runs with autocast off. A runtime setting, not part of the
+    /// architecture config; `None` (the default) leaves autocast alone: fp32 throughout.
+    pub fn set_autocast(&mut self, autocast: Option<Autocast>) {
+        self.autocast = autocast;
+        self.backbone.set_autocast(autocast);
+    }
+
+    pub fn autocast(&self) -> Option<Autocast> {
+        self.autocast
     }
 
     pub fn backbone(&self) -> &SwinTransformer {
@@ -117,6 +134,9 @@ impl SwinFace {
 
     /// x: [B, 3, 112, 112] normalised images (`(pixel / 255 - 0.5) / 0.5`, RGB).
     pub fn forward_t(&self, x: &Tensor, train: bool) -> SwinFaceOutput {
+        // One region around the whole pass: autocast off outside the blocks' own regions,
+        // and the weight-cast cache kept until the pass ends.
+        let _fp32 = autocast_region(self.autocast, false);
         let backbone = self.backbone.forward_t(x, train);
         let fam_input = match self.cfg.fam_feature {
             FamFeature::All => {
