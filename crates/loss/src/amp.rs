@@ -1,7 +1,13 @@
-//! Mixed precision: the mode switch, an autocast helper, and a loss scaler equivalent to
+//! Mixed precision: the mode switch, its autocast setting, and a loss scaler equivalent to
 //! `torch.amp.GradScaler` (built on libtorch's own `_amp_*` kernels).
+//!
+//! As in the official code, autocast is never enabled globally: the model's Swin blocks and
+//! Partial FC's logits open their own regions from the [`Autocast`] setting that
+//! [`AmpMode::autocast`] gives (see crates/loss/README.md, "Mixed precision").
 
 use serde::{Deserialize, Serialize};
+use swinface_torch_ext::{cuda_capability, BF16_MIN_CAPABILITY};
+pub use swinface_torch_ext::{Autocast, AutocastDevice};
 use tch::{Device, Kind, Tensor};
 
 use crate::error::{LossError, Result};
@@ -15,8 +21,8 @@ pub enum AmpMode {
     Fp32,
     /// fp16 autocast with a [`GradScaler`].
     Fp16,
-    /// bf16 autocast, no scaler. tch's autocast switch can only enable libtorch's default
-    /// (fp16) CUDA autocast, so this mode cannot run through [`with_autocast`] yet.
+    /// bf16 autocast, no scaler (bf16 has fp32's exponent range); needs compute
+    /// capability 8.0+.
     Bf16,
 }
 
@@ -30,7 +36,8 @@ impl AmpMode {
         }
     }
 
-    /// On the CPU the mode is fp32 (there is no CUDA autocast there).
+    /// Off the GPU the mode is fp32: training on the CPU runs in fp32, as the official
+    /// `torch.cuda.amp` regions do there.
     pub fn for_device(self, device: Device) -> Self {
         match device {
             Device::Cuda(_) => self,
@@ -38,13 +45,22 @@ impl AmpMode {
         }
     }
 
-    /// Whether to run the forward pass under (fp16) autocast; bf16 is an error, see above.
-    pub fn autocast_enabled(self) -> Result<bool> {
-        match self {
-            Self::Fp32 => Ok(false),
-            Self::Fp16 => Ok(true),
-            Self::Bf16 => Err(LossError::Bf16AutocastUnsupported),
-        }
+    /// The autocast setting for the model and Partial FC when training on `device`: `None`
+    /// in fp32 (always off the GPU), CUDA Half for fp16, CUDA BFloat16 for bf16 on a GPU of
+    /// compute capability 8.0+ (an error naming the GPU's capability otherwise).
+    pub fn autocast(self, device: Device) -> Result<Option<Autocast>> {
+        let (Device::Cuda(index), mode) = (device, self.for_device(device)) else {
+            return Ok(None);
+        };
+        let dtype = match mode {
+            Self::Fp32 => return Ok(None),
+            Self::Fp16 => Kind::Half,
+            Self::Bf16 => {
+                require_bf16(index, cuda_capability(index)?)?;
+                Kind::BFloat16
+            }
+        };
+        Ok(Some(Autocast::new(AutocastDevice::Cuda, dtype)?))
     }
 
     /// Only fp16 needs loss scaling.
@@ -82,7 +98,12 @@ impl AmpConfig {
             .for_device(device)
     }
 
-    /// A scaler, enabled only in fp16 mode on `device`.
+    /// The autocast setting for `device` (see [`AmpMode::autocast`]).
+    pub fn autocast(&self, device: Device) -> Result<Option<Autocast>> {
+        self.mode(device).autocast(device)
+    }
+
+    /// A scaler, enabled only in fp16 mode on `device` (bf16 and fp32 need none).
     pub fn grad_scaler(&self, device: Device) -> Result<GradScaler> {
         GradScaler::new(
             self.grad_scaler.clone(),
@@ -92,12 +113,16 @@ impl AmpConfig {
     }
 }
 
-/// Runs `f` under CUDA fp16 autocast when `enabled` (tch::autocast; a no-op without CUDA).
-pub fn with_autocast<T>(enabled: bool, f: impl FnOnce() -> T) -> T {
-    if enabled {
-        tch::autocast(true, f)
+/// bf16 needs compute capability 8.0+ on GPU `index`.
+fn require_bf16(index: usize, (major, minor): (i32, i32)) -> Result<()> {
+    if (major, minor) >= BF16_MIN_CAPABILITY {
+        Ok(())
     } else {
-        f()
+        Err(LossError::Bf16Unsupported {
+            index,
+            major,
+            minor,
+        })
     }
 }
 
@@ -239,5 +264,29 @@ impl GradScaler {
         reader.copy_into("grad_scaler.scale", &mut self.scale)?;
         reader.copy_into("grad_scaler.growth_tracker", &mut self.growth_tracker)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bf16_needs_compute_capability_8() {
+        for capability in [(8, 0), (8, 6), (9, 0), (10, 0)] {
+            assert!(require_bf16(0, capability).is_ok(), "{capability:?}");
+        }
+        for (major, minor) in [(7, 5), (7, 0), (6, 1)] {
+            let error = require_bf16(1, (major, minor)).unwrap_err();
+            assert!(matches!(
+                error,
+                LossError::Bf16Unsupported { index: 1, major: a, minor: b } if (a, b) == (major, minor)
+            ));
+            let message = error.to_string();
+            assert!(
+                message.contains(&format!("cuda:1 has {major}.{minor}")) && message.contains("8.0"),
+                "{message}"
+            );
+        }
     }
 }

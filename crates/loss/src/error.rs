@@ -1,5 +1,6 @@
 //! The crate's error type: one enum, structured variants.
 
+use swinface_torch_ext::TorchExtError;
 use tch::{Kind, TchError};
 
 /// Everything that can go wrong in losses, Partial FC, optimisers, schedules and scaling.
@@ -7,6 +8,10 @@ use tch::{Kind, TchError};
 pub enum LossError {
     #[error(transparent)]
     Tch(#[from] TchError),
+
+    /// Autocast switching or a CUDA query through the C++ shim.
+    #[error(transparent)]
+    TorchExt(#[from] TorchExtError),
 
     /// The official code supports ArcFace (`m1 = 1, m3 = 0`) and CosFace (`m3 > 0`) only.
     #[error(
@@ -71,9 +76,16 @@ pub enum LossError {
         reason: String,
     },
 
-    /// tch's autocast switch only enables libtorch's default (fp16) CUDA autocast.
-    #[error("bf16 autocast is not available through tch (it can only enable fp16 autocast)")]
-    Bf16AutocastUnsupported,
+    /// bf16 autocast needs compute capability 8.0 (Ampere) or newer.
+    #[error(
+        "amp_mode bf16 needs a GPU of compute capability 8.0 or newer; cuda:{index} has \
+         {major}.{minor} (use fp16)"
+    )]
+    Bf16Unsupported {
+        index: usize,
+        major: i32,
+        minor: i32,
+    },
 
     #[error("the VarStore lock is poisoned")]
     VarStorePoisoned,

@@ -21,7 +21,7 @@ pub mod schedule;
 mod tensor_util;
 
 pub use age::AgeLoss;
-pub use amp::{with_autocast, AmpConfig, AmpMode, GradScaler, GradScalerConfig};
+pub use amp::{AmpConfig, AmpMode, Autocast, AutocastDevice, GradScaler, GradScalerConfig};
 pub use classification::{ClassificationLoss, LossWeights, ANALYSIS_TASKS};
 pub use clip::{clip_grad_norm, clip_grads, BACKBONE_MAX_NORM};
 pub use collectives::{Collectives, SimulatedCollectives, SingleProcess};

@@ -29,7 +29,7 @@
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-use crate::amp::with_autocast;
+use crate::amp::Autocast;
 use crate::collectives::Collectives;
 use crate::error::{LossError, Result};
 use crate::margin::{CombinedMarginLoss, MARGIN_SCALE};
@@ -104,7 +104,8 @@ pub struct PartialFc {
     num_local: i64,
     num_sample: i64,
     sampling: bool,
-    autocast: bool,
+    /// Mixed precision of the cosine logits (official `fp16` flag); `None`: fp32.
+    autocast: Option<Autocast>,
     /// [num_local, D]; requires grad when every centre is used each step.
     weight: Tensor,
     state: CentreState,
@@ -197,7 +198,7 @@ impl PartialFc {
             num_local,
             num_sample,
             sampling,
-            autocast: false,
+            autocast: None,
             weight,
             state,
             uniform_step: Some(0),
@@ -213,9 +214,11 @@ impl PartialFc {
         self
     }
 
-    /// Runs the cosine computation under fp16 autocast (the official `fp16` flag).
-    pub fn with_autocast(mut self, enabled: bool) -> Self {
-        self.autocast = enabled;
+    /// Computes the cosine logits under `autocast` (the official
+    /// `with torch.cuda.amp.autocast(self.fp16)`), then in the centres' precision again;
+    /// `None`: no autocast region.
+    pub fn with_autocast(mut self, autocast: Option<Autocast>) -> Self {
+        self.autocast = autocast;
         self
     }
 
@@ -418,11 +421,11 @@ impl PartialFc {
     ) -> Result<(Tensor, Tensor, Tensor)> {
         let embeddings = gathered.f_detach()?.f_set_requires_grad(true)?;
         let centres = active.weight.f_detach()?.f_set_requires_grad(true)?;
-        let cosines =
-            with_autocast(self.autocast, || -> Result<Tensor> {
-                Ok(normalize_rows(&embeddings)?
-                    .f_linear::<Tensor>(&normalize_rows(&centres)?, None)?)
-            })?;
+        let cosines = {
+            let _region = self.autocast.map(|a| a.f_enter(true)).transpose()?;
+            normalize_rows(&embeddings)?.f_linear::<Tensor>(&normalize_rows(&centres)?, None)?
+        };
+        // Official `logits.float()` (the centres' kind here) before the clamp.
         let cosines = cosines.f_to_kind(self.weight.kind())?.f_clamp(-1.0, 1.0)?;
         let logits = self.margin.forward(&cosines, labels)?;
         let (loss, logit_grad) =
