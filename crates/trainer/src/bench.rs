@@ -12,11 +12,14 @@ pub enum BenchCommand {
     Forward(ForwardBenchArgs),
     /// Images/s (and per core) of JPEG decoding plus the analysis training augmentation.
     Data(DataBenchArgs),
+    /// Images/s of the verification evaluation on an LFW-style .bin (and the time for 12,000).
+    Eval(crate::eval::bench::EvalBenchArgs),
 }
 
 pub fn run(command: &BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Forward(args) => bench_forward::run(args),
         BenchCommand::Data(args) => bench_data::run(args),
+        BenchCommand::Eval(args) => crate::eval::bench::run(args),
     }
 }

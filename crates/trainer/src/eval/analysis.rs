@@ -196,3 +196,86 @@ pub fn evaluate_clap(
         metrics,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use swinface_data::formats::raf::{read_raf, RafSplit};
+    use swinface_model::{SwinFace, SwinFaceConfig};
+    use tch::{nn, Device};
+
+    use super::*;
+    use crate::eval::shard::{Gather, Shard, SingleProcess};
+
+    /// Rank `shard` of a simulated run: `all_gather` stores this rank's rows in `pool` and
+    /// returns everything stored so far (the last rank to run sees every row).
+    struct Simulated<'a> {
+        shard: Shard,
+        pool: &'a Mutex<Vec<Row>>,
+    }
+
+    impl Gather for Simulated<'_> {
+        fn shard(&self) -> Shard {
+            self.shard
+        }
+        fn all_gather(&self, rows: Vec<Row>) -> Result<Vec<Row>, EvalError> {
+            let mut pool = self.pool.lock().unwrap();
+            pool.extend(rows);
+            Ok(pool.clone())
+        }
+    }
+
+    #[test]
+    fn sharded_evaluation_equals_the_single_process_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut labels = String::new();
+        for i in 0..11u32 {
+            let img = image::RgbImage::from_fn(112, 112, |x, y| {
+                image::Rgb([
+                    (x * 2 + i * 20) as u8,
+                    (y * 2) as u8,
+                    ((x + y + i * 7) % 256) as u8,
+                ])
+            });
+            let name = format!("test_{i:05}.png");
+            img.save(dir.path().join(&name)).unwrap();
+            labels.push_str(&format!("{name} {}\n", 1 + i % 7));
+        }
+        let label_file = dir.path().join("list_patition_label.txt");
+        std::fs::write(&label_file, labels).unwrap();
+        let list = read_raf(&label_file, dir.path(), RafSplit::Test).unwrap();
+        assert_eq!(list.len(), 11);
+
+        tch::manual_seed(3);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = SwinFace::new(&vs.root(), &SwinFaceConfig::tiny_demo()).unwrap();
+        let runner = |gather: &'static dyn Gather| Runner {
+            model: &model,
+            device: Device::Cpu,
+            batch_size: 4,
+            transform: Default::default(),
+            limits: Default::default(),
+            gather,
+        };
+        let single = evaluate_expression(&runner(&SingleProcess), &list).unwrap();
+
+        let pool: &'static Mutex<Vec<Row>> = Box::leak(Box::new(Mutex::new(Vec::new())));
+        let rank = |r| -> &'static Simulated<'static> {
+            Box::leak(Box::new(Simulated {
+                shard: Shard::new(r, 3).unwrap(),
+                pool,
+            }))
+        };
+        // Ranks 2 and 1 gather incomplete sets (an error); rank 0, last, sees every row.
+        assert!(evaluate_expression(&runner(rank(2)), &list).is_err());
+        assert!(evaluate_expression(&runner(rank(1)), &list).is_err());
+        let sharded = evaluate_expression(&runner(rank(0)), &list).unwrap();
+        // Batches differ between the runs (a shard's batch holds other images), so float
+        // kernels may round differently: counts must agree, the loss to float32 noise.
+        assert_eq!(sharded.metrics.confusion, single.metrics.confusion);
+        assert_eq!(sharded.metrics.top5, single.metrics.top5);
+        assert!((sharded.metrics.loss - single.metrics.loss).abs() < 1e-5);
+        assert_eq!(single.metrics.samples, 11);
+    }
+}

@@ -123,7 +123,7 @@ pub fn verification_roc(path: &Path, results: &[VerificationResult]) -> Result<(
             .iter()
             .flat_map(|r| r.metrics.roc.fpr.iter().copied())
             .filter(|&f| f > 0.0)
-            .fold(1.0f64, f64::min)
+            .fold(1e-3f64, f64::min)
             .max(1e-4);
         let x_range = (min_fpr..1.0f64).log_scale();
         let mut builder = ChartBuilder::on(root);
@@ -200,14 +200,17 @@ pub fn ijb_roc(path: &Path, result: &IjbResult) -> Result<(), EvalError> {
         if text {
             builder
                 .caption(
-                    format!("{} 1:1 verification ROC", result.target),
+                    format!("{} 1:1 verification ROC", display_name(&result.target)),
                     font(24.0),
                 )
                 .x_label_area_size(45)
                 .y_label_area_size(60);
         }
         let mut chart = builder
-            .build_cartesian_2d((min_fpr.min(1e-6)..1.0f64).log_scale(), 0.0f64..1.0f64)
+            .build_cartesian_2d(
+                (0.9 * min_fpr.min(1e-6)..1.0f64).log_scale(),
+                0.0f64..1.0f64,
+            )
             .map_err(s)?;
         let mut mesh = chart.configure_mesh();
         if text {
@@ -252,6 +255,14 @@ pub fn ijb_roc(path: &Path, result: &IjbResult) -> Result<(), EvalError> {
         }
         Ok(())
     })
+}
+
+/// `IJBC` -> `IJB-C` (the meta files' prefix is written without the hyphen).
+fn display_name(target: &str) -> String {
+    match target.strip_prefix("IJB") {
+        Some(letter) if letter.len() == 1 => format!("IJB-{letter}"),
+        _ => target.to_owned(),
+    }
 }
 
 /// Linear white -> blue.

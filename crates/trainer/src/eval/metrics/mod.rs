@@ -16,6 +16,8 @@ pub mod classification;
 pub mod numpy;
 pub mod roc;
 pub mod template;
+// Used by the periodic evaluation, which the trainer (next issue) calls.
+#[allow(dead_code)]
 pub mod tracker;
 pub mod verification;
 

@@ -173,3 +173,123 @@ fn roc_curve_auc_and_tar_match_sklearn() {
     assert!(errors.iter().all(|&e| e <= 1e-12), "{errors:?}");
     assert_eq!(curve.thresholds[0], f64::INFINITY);
 }
+
+/// A small deterministic generator for test data (splitmix64 -> [0, 1)).
+fn uniform(seed: u64, n: usize) -> Vec<f64> {
+    (0..n as u64)
+        .map(|i| {
+            let mut z = seed.wrapping_add((i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            (z >> 11) as f64 / (1u64 << 53) as f64
+        })
+        .collect()
+}
+
+#[test]
+fn ijb_templates_scores_and_tar_match_a_numpy_run_of_eval_ijbc() {
+    use super::roc::{auc, roc_curve, tar_at_far, IJB_FARS};
+    use super::template::{image_features, template_features};
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    // 60 images of 12 templates (ids 3, 6, ..., 36), several media each, 8-dim features.
+    let (n, dim) = (60usize, 8usize);
+    let u = uniform(11, 2 * n * dim + 3 * n);
+    let plain: Vec<f32> = u[..n * dim]
+        .iter()
+        .map(|v| (2.0 * v - 1.0) as f32)
+        .collect();
+    let flipped: Vec<f32> = u[n * dim..2 * n * dim]
+        .iter()
+        .map(|v| (2.0 * v - 1.0) as f32)
+        .collect();
+    let rest = &u[2 * n * dim..];
+    // Detector scores as the meta file's text, parsed as the official code does.
+    let score_text: Vec<String> = rest[..n]
+        .iter()
+        .map(|v| format!("{:.6}", 0.3 + 0.7 * v))
+        .collect();
+    let scores: Vec<f32> = score_text
+        .iter()
+        .map(|t| t.parse::<f64>().unwrap() as f32)
+        .collect();
+    let templates: Vec<i64> = rest[n..2 * n]
+        .iter()
+        .map(|v| 3 * (1 + (v * 12.0) as i64))
+        .collect();
+    let medias: Vec<i64> = rest[2 * n..]
+        .iter()
+        .map(|v| 1000 + (v * 20.0) as i64)
+        .collect();
+    let ids: Vec<i64> = {
+        let mut t = templates.clone();
+        t.sort();
+        t.dedup();
+        t
+    };
+    let pu = uniform(12, 3 * 200);
+    let mut pairs = Vec::new();
+    let mut labels = Vec::new();
+    for k in 0..200 {
+        let a = ids[(pu[3 * k] * ids.len() as f64) as usize];
+        let b = ids[(pu[3 * k + 1] * ids.len() as f64) as usize];
+        pairs.push((a, b));
+        labels.push(a == b || pu[3 * k + 2] < 0.2);
+    }
+
+    let features = image_features(&plain, &flipped, &scores, dim).unwrap();
+    let t = template_features(&features, dim, &templates, &medias).unwrap();
+    let ours = t.pair_scores(&pairs).unwrap();
+    let curve = roc_curve(&labels, &ours).unwrap();
+    let tars = tar_at_far(&curve, &IJB_FARS);
+    let our_auc = auc(&curve.fpr, &curve.tpr).unwrap();
+
+    let rows = |v: &[f32]| -> Vec<Vec<f32>> { v.chunks(dim).map(<[f32]>::to_vec).collect() };
+    let input = serde_json::json!({
+        "plain": rows(&plain),
+        "flipped": rows(&flipped),
+        "scores": score_text,
+        "templates": templates,
+        "medias": medias,
+        "p1": pairs.iter().map(|p| p.0).collect::<Vec<_>>(),
+        "p2": pairs.iter().map(|p| p.1).collect::<Vec<_>>(),
+        "label": labels.iter().map(|&l| i64::from(l)).collect::<Vec<_>>(),
+    });
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let python = root.join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run the project setup",
+        python.display()
+    );
+    let mut child = Command::new(python)
+        .arg(root.join("tests/eval_ijbc_reference.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run python");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let reference: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let errors = [
+        max_abs_diff(&ours, &json_f64s(&reference["scores"])),
+        max_abs_diff(&curve.fpr, &json_f64s(&reference["fpr"])),
+        max_abs_diff(&curve.tpr, &json_f64s(&reference["tpr"])),
+        max_abs_diff(&tars, &json_f64s(&reference["tar"])),
+        (our_auc - reference["auc"].as_f64().unwrap()).abs(),
+    ];
+    eprintln!("IJB max abs errors vs numpy (scores, fpr, tpr, tar, auc): {errors:?}");
+    // Scores: the L2 norm's sum order (einsum vs pairwise) may differ in the last bit.
+    assert!(errors[0] <= 1e-14, "{errors:?}");
+    assert!(errors[1..].iter().all(|&e| e <= 1e-12), "{errors:?}");
+    // The set is not degenerate: both labels, and TAR varies with FAR.
+    assert!(labels.iter().any(|&l| l) && labels.iter().any(|&l| !l));
+}
