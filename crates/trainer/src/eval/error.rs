@@ -11,7 +11,7 @@ use super::metrics::MetricError;
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
     #[error(transparent)]
-    Data(#[from] DataError),
+    Data(Box<DataError>),
     #[error("{}:{line}: image {} does not exist", label_file.display(), image.display())]
     MissingImage {
         label_file: PathBuf,
@@ -24,14 +24,14 @@ pub enum EvalError {
         line: usize,
         image: PathBuf,
         #[source]
-        source: PreprocessError,
+        source: Box<PreprocessError>,
     },
     #[error("{}: image {index} of the pairs", path.display())]
     BinImage {
         path: PathBuf,
         index: usize,
         #[source]
-        source: PreprocessError,
+        source: Box<PreprocessError>,
     },
     #[error("{}:{line}: {message}", path.display())]
     Meta {
@@ -73,6 +73,12 @@ pub enum EvalError {
     Gather { message: String },
     #[error("cannot draw {}: {message}", path.display())]
     Plot { path: PathBuf, message: String },
+}
+
+impl From<DataError> for EvalError {
+    fn from(e: DataError) -> Self {
+        EvalError::Data(Box::new(e))
+    }
 }
 
 impl EvalError {

@@ -73,7 +73,7 @@ impl ImageSet for ListImages {
             label_file: self.label_file.clone(),
             line: *line,
             image: image.clone(),
-            source,
+            source: Box::new(source),
         })
     }
 }
@@ -96,7 +96,7 @@ impl ImageSet for BinImages<'_> {
             EvalError::BinImage {
                 path: self.path.to_path_buf(),
                 index,
-                source,
+                source: Box::new(source),
             }
         })
     }
@@ -122,7 +122,7 @@ impl ImageSet for AlignedImages<'_> {
             label_file: self.list_file.to_path_buf(),
             line: *line,
             image: image.clone(),
-            source,
+            source: Box::new(source),
         };
         let img = decode_rgb8(image, &self.limits).map_err(error)?;
         align_to_arcface(&img, *landmarks).map_err(error)

@@ -19,7 +19,7 @@ use super::suite::{run_all, EvalResults};
 /// Whether the official loop evaluates after `global_step` (0-based): every `verbose` steps
 /// and after the last one.
 pub fn is_due(global_step: u64, verbose: u64, total_steps: u64) -> bool {
-    (verbose > 0 && (global_step + 1) % verbose == 0) || global_step + 1 == total_steps
+    (verbose > 0 && (global_step + 1).is_multiple_of(verbose)) || global_step + 1 == total_steps
 }
 
 /// What is kept across evaluations.

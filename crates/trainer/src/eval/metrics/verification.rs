@@ -33,7 +33,7 @@ pub fn kfold_test_ranges(n: usize, folds: usize) -> Result<Vec<Range<usize>>, Me
         });
     }
     if folds == 1 {
-        return Ok(vec![0..n]);
+        return Ok(std::iter::once(0..n).collect());
     }
     let mut start = 0;
     Ok((0..folds)
@@ -149,7 +149,7 @@ fn fold_splits(
 /// `np.sum(np.square(e1 - e2), 1)` for pairs stored as rows `2k` and `2k + 1`.
 /// embeddings: [2P, dim] row-major -> [P].
 pub fn pair_squared_distances(embeddings: &[f64], dim: usize) -> Result<Vec<f64>, MetricError> {
-    if dim == 0 || embeddings.len() % (2 * dim) != 0 {
+    if dim == 0 || !embeddings.len().is_multiple_of(2 * dim) {
         return Err(MetricError::Shape {
             what: "pair embeddings",
             message: format!(
@@ -403,7 +403,7 @@ pub fn flip_sum_normalise(
     flipped: &[f32],
     dim: usize,
 ) -> Result<(Vec<f64>, f64), MetricError> {
-    if dim == 0 || plain.len() != flipped.len() || plain.len() % dim != 0 {
+    if dim == 0 || plain.len() != flipped.len() || !plain.len().is_multiple_of(dim) {
         return Err(MetricError::Shape {
             what: "flip embeddings",
             message: format!(
