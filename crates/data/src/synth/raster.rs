@@ -83,18 +83,36 @@ impl Shape for Ellipse {
 #[derive(Debug, Clone)]
 pub struct Polygon {
     points: Vec<Vec2>,
+    /// Bounds of each edge (edge `i` joins point `i - 1` and point `i`, cyclically), so
+    /// distant edges are skipped with a few comparisons.
+    edge_bounds: Vec<Bounds>,
     bounds: Bounds,
 }
 
 impl Polygon {
     pub fn new(points: Vec<Vec2>) -> Self {
         let bounds = Bounds::of_points(&points);
-        Self { points, bounds }
+        let n = points.len();
+        let edge_bounds = (0..n)
+            .map(|i| Bounds::of_points(&[points[(i + n - 1) % n], points[i]]))
+            .collect();
+        Self {
+            points,
+            edge_bounds,
+            bounds,
+        }
     }
 
     pub fn points(&self) -> &[Vec2] {
         &self.points
     }
+}
+
+/// Squared distance from `p` to the box `b` (0 inside).
+fn box_distance_sq(p: Vec2, b: &Bounds) -> f32 {
+    let dx = (b.min.x - p.x).max(p.x - b.max.x).max(0.0);
+    let dy = (b.min.y - p.y).max(p.y - b.max.y).max(0.0);
+    dx * dx + dy * dy
 }
 
 impl Shape for Polygon {
@@ -109,9 +127,11 @@ impl Shape for Polygon {
         let mut j = n - 1;
         for i in 0..n {
             let (a, b) = (pts[j], pts[i]);
-            best = best.min(segment_distance_sq(p, a, b).0);
             if (b.y > p.y) != (a.y > p.y) && p.x < (a.x - b.x) * (p.y - b.y) / (a.y - b.y) + b.x {
                 inside = !inside;
+            }
+            if box_distance_sq(p, &self.edge_bounds[i]) < best {
+                best = best.min(segment_distance_sq(p, a, b).0);
             }
             j = i;
         }
@@ -151,6 +171,8 @@ pub struct Stroke {
     start_width: f32,
     end_width: f32,
     taper: f32,
+    /// Bounds of each segment (segment `i` joins points `i` and `i + 1`).
+    segment_bounds: Vec<Bounds>,
     bounds: Bounds,
 }
 
@@ -173,12 +195,14 @@ impl Stroke {
         }
         let half = start_width.max(end_width) * 0.5;
         let bounds = Bounds::of_points(&points).grown(half);
+        let segment_bounds = points.windows(2).map(Bounds::of_points).collect();
         Self {
             points,
             along,
             start_width,
             end_width,
             taper: taper.clamp(0.0, 0.5),
+            segment_bounds,
             bounds,
         }
     }
@@ -199,8 +223,24 @@ impl Shape for Stroke {
         if pts.len() == 1 {
             return (p - pts[0]).length() - self.width_at(0.5) * 0.5;
         }
+        if self.taper == 0.0 && self.start_width == self.end_width {
+            // Constant width: one square root, distant segments skipped by their bounds.
+            let mut nearest = f32::INFINITY;
+            for (i, w) in pts.windows(2).enumerate() {
+                if box_distance_sq(p, &self.segment_bounds[i]) < nearest {
+                    nearest = nearest.min(segment_distance_sq(p, w[0], w[1]).0);
+                }
+            }
+            return nearest.sqrt() - self.start_width * 0.5;
+        }
+        let half = self.start_width.max(self.end_width) * 0.5;
         let mut best = f32::INFINITY;
         for i in 1..pts.len() {
+            // No point of this segment can beat `best` if even its box is further away.
+            let reach = best + half;
+            if reach > 0.0 && box_distance_sq(p, &self.segment_bounds[i - 1]) >= reach * reach {
+                continue;
+            }
             let (d_sq, t) = segment_distance_sq(p, pts[i - 1], pts[i]);
             let s = self.along[i - 1] + (self.along[i] - self.along[i - 1]) * t;
             best = best.min(d_sq.sqrt() - self.width_at(s) * 0.5);
@@ -350,6 +390,53 @@ impl Canvas {
 
     /// Blends `paint(p) = (colour, opacity)` over `shape`, `p` in canonical units.
     pub fn paint(&mut self, shape: &dyn Shape, softness: f32, paint: impl Fn(Vec2) -> (Rgb, f32)) {
+        self.paint_within(shape, None, softness, paint);
+    }
+
+    /// [`Canvas::paint`] limited to a mask's coverage (strands clipped to the hair).
+    pub fn paint_masked(
+        &mut self,
+        shape: &dyn Shape,
+        mask: &Mask,
+        softness: f32,
+        paint: impl Fn(Vec2) -> (Rgb, f32),
+    ) {
+        self.paint_within(shape, Some(mask), softness, paint);
+    }
+
+    /// The coverage of `shape` at every pixel, to clip later drawing to it cheaply.
+    pub fn mask(&self, shape: &dyn Shape, softness: f32) -> Mask {
+        let mut coverage = vec![0.0; self.pixels.len()];
+        self.visit(shape, softness, |i, _, c| coverage[i] = c);
+        Mask { coverage }
+    }
+
+    fn paint_within(
+        &mut self,
+        shape: &dyn Shape,
+        mask: Option<&Mask>,
+        softness: f32,
+        paint: impl Fn(Vec2) -> (Rgb, f32),
+    ) {
+        let mut pixels = std::mem::take(&mut self.pixels);
+        self.visit(shape, softness, |i, q, coverage| {
+            let coverage = coverage * mask.map_or(1.0, |m| m.coverage[i]);
+            if coverage <= 0.0 {
+                return;
+            }
+            let (colour, opacity) = paint(q);
+            let a = (coverage * opacity).clamp(0.0, 1.0);
+            let px = &mut pixels[i];
+            for c in 0..3 {
+                px[c] += (colour[c] - px[c]) * a;
+            }
+        });
+        self.pixels = pixels;
+    }
+
+    /// Calls `visit(pixel index, canonical point, coverage)` for every pixel `shape` covers
+    /// (coverage in (0, 1]), `softness` pixels of edge ramp.
+    fn visit(&self, shape: &dyn Shape, softness: f32, mut visit: impl FnMut(usize, Vec2, f32)) {
         let softness = softness.max(0.5);
         let scale = self.transform.scale;
         let grow = softness / scale;
@@ -388,20 +475,20 @@ impl Canvas {
                             let d = shape.distance_within(q, limit) * scale;
                             (0.5 - d / softness).clamp(0.0, 1.0)
                         };
-                        if coverage <= 0.0 {
-                            continue;
-                        }
-                        let (colour, opacity) = paint(q);
-                        let a = (coverage * opacity).clamp(0.0, 1.0);
-                        let px = &mut self.pixels[y * self.width + x];
-                        for c in 0..3 {
-                            px[c] += (colour[c] - px[c]) * a;
+                        if coverage > 0.0 {
+                            visit(y * self.width + x, q, coverage);
                         }
                     }
                 }
             }
         }
     }
+}
+
+/// Per-pixel coverage of a shape on one canvas ([`Canvas::mask`]).
+#[derive(Debug, Clone)]
+pub struct Mask {
+    coverage: Vec<f32>,
 }
 
 /// `a + (b - a) * t` per channel.

@@ -4,7 +4,7 @@
 
 use super::super::geom::{catmull_rom, quadratic, v2, Vec2};
 use super::super::identity::HairTexture;
-use super::super::raster::{shade, Canvas, Ellipse, Intersect, Outline, Polygon, Shape, Stroke};
+use super::super::raster::{shade, Canvas, Ellipse, Outline, Polygon, Shape, Stroke};
 use super::super::rng::SynthRng;
 use super::super::spec::FaceSpec;
 use super::Layout;
@@ -173,6 +173,7 @@ fn strands(
     detail: &mut SynthRng,
 ) {
     let texture = spec.identity.texture;
+    let mask = &canvas.mask(region, 1.0);
     let (rx, ry) = outer_radii(l, spec);
     let bounds = region.bounds();
     if texture == HairTexture::Curly {
@@ -187,7 +188,7 @@ fn strands(
                 width: 0.8,
             };
             let colour = strand_colour(l, spec, k, detail);
-            canvas.fill(&Intersect(&curl, region), colour, 0.7, 1.0);
+            canvas.paint_masked(&curl, mask, 1.0, |_| (colour, 0.7));
         }
         return;
     }
@@ -220,8 +221,7 @@ fn strands(
             _ => path,
         };
         let colour = strand_colour(l, spec, k, detail);
-        let stroke = Stroke::new(path, 0.9);
-        canvas.fill(&Intersect(&stroke, region), colour, 0.6, 1.0);
+        canvas.paint_masked(&Stroke::new(path, 0.9), mask, 1.0, |_| (colour, 0.6));
     }
 }
 
@@ -233,6 +233,7 @@ fn fringe_strands(
     detail: &mut SynthRng,
 ) {
     let b = fringe.bounds();
+    let mask = canvas.mask(fringe, 1.0);
     for k in 0..12 {
         let x = b.min.x + (b.max.x - b.min.x) * (k as f32 + 0.5) / 12.0;
         let path = vec![v2(x - 1.0, b.min.y), v2(x + 0.5, b.max.y + 1.0)];
@@ -247,11 +248,6 @@ fn fringe_strands(
             path
         };
         let colour = strand_colour(l, spec, k, detail);
-        canvas.fill(
-            &Intersect(&Stroke::new(path, 0.8), fringe),
-            colour,
-            0.5,
-            1.0,
-        );
+        canvas.paint_masked(&Stroke::new(path, 0.8), &mask, 1.0, |_| (colour, 0.5));
     }
 }
