@@ -94,7 +94,7 @@ pub enum DataError {
 }
 
 impl DataError {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         let path = path.into();
         if source.kind() == std::io::ErrorKind::NotFound {
             return DataError::Missing {
@@ -113,7 +113,7 @@ impl DataError {
         }
     }
 
-    pub(crate) fn file(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+    pub fn file(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         DataError::File {
             path: path.into(),
             message: message.into(),

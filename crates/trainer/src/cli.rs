@@ -14,6 +14,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Train SwinFace from a YAML config (multi-task, or the recognition pretraining stage).
+    Train(crate::train::TrainArgs),
     /// Predict age, gender, expression and 40 attributes (and the embedding) for face images.
     Infer(InferArgs),
     /// Dataset tools: `data check CONFIG` reads, composes and decodes every configured dataset.

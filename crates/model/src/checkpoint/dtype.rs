@@ -71,7 +71,7 @@ pub(crate) fn convertible(found: Kind, expected: Kind) -> bool {
 
 /// The raw little-endian bytes of `tensor`, contiguous, from the CPU.
 pub(crate) fn tensor_bytes(tensor: &Tensor) -> Result<Vec<u8>, CheckpointError> {
-    let cpu = tch::no_grad(|| tensor.f_detach()?.f_to_device(Device::Cpu))?;
+    let cpu = tch::no_grad(|| tensor.f_detach()?.f_to_device(Device::Cpu)?.f_contiguous())?;
     let numel = cpu.numel();
     let mut bytes = vec![0u8; numel * cpu.kind().elt_size_in_bytes()];
     cpu.f_copy_data_u8(&mut bytes, numel)?;

@@ -11,6 +11,7 @@
 //! official file maps to prefix `backbone.`, and so on.
 
 mod atomic;
+mod backbone;
 mod dtype;
 mod load;
 pub mod native;
@@ -23,9 +24,12 @@ use std::path::{Path, PathBuf};
 
 use tch::nn;
 
+pub use backbone::{load_pretrained_backbone, BACKBONE_PREFIX};
 pub use dtype::kind_name;
 pub use load::{LoadReport, Mismatch};
-pub use native::{load_native_into, read_native, save_native, NamedTensors, NativeMetadata};
+pub use native::{
+    load_native_into, read_native, save_native, save_tensors, NamedTensors, NativeMetadata,
+};
 pub use official::{
     load_official_into, load_partial, natural_order, read_official, section_prefix, write_official,
     OfficialCheckpoint, OfficialWriteOptions, MODEL_SECTIONS,

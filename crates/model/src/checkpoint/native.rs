@@ -44,6 +44,18 @@ pub fn save_native(
     vs: &nn::VarStore,
     metadata: &BTreeMap<String, String>,
 ) -> Result<(), CheckpointError> {
+    let mut variables: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    variables.sort_by(|(a, _), (b, _)| natural_order(a, b));
+    save_tensors(path, &variables, metadata)
+}
+
+/// Saves `tensors` (any device; written as they are, in the given order) with `metadata`
+/// in the native format, replacing `path` atomically. [`read_native`] reads them back.
+pub fn save_tensors(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+    metadata: &BTreeMap<String, String>,
+) -> Result<(), CheckpointError> {
     for reserved in [FORMAT_KEY, FORMAT_VERSION_KEY] {
         if metadata.contains_key(reserved) {
             return Err(metadata_error(
@@ -56,11 +68,10 @@ pub fn save_native(
     info.insert(FORMAT_KEY.into(), FORMAT_NAME.into());
     info.insert(FORMAT_VERSION_KEY.into(), FORMAT_VERSION.to_string());
 
-    let mut variables: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
-    variables.sort_by(|(a, _), (b, _)| natural_order(a, b));
+    let variables = tensors;
     let mut entries = Vec::with_capacity(variables.len());
     let mut offset = 0usize;
-    for (name, tensor) in &variables {
+    for (name, tensor) in variables {
         let dtype = dtype_of(tensor.kind()).ok_or_else(|| CheckpointError::UnsupportedDtype {
             at: name.clone(),
             dtype: format!("{:?}", tensor.kind()),
@@ -93,7 +104,7 @@ pub fn save_native(
         out.write_all(&(header.len() as u64).to_le_bytes())
             .map_err(io)?;
         out.write_all(&header).map_err(io)?;
-        for (_, tensor) in &variables {
+        for (_, tensor) in variables {
             out.write_all(&tensor_bytes(tensor)?).map_err(io)?;
         }
         out.flush().map_err(io)

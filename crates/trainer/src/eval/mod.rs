@@ -21,8 +21,6 @@ pub mod error;
 pub mod ijbc;
 pub mod images;
 pub mod metrics;
-// The trainer (next issue) calls it; its tests run now.
-#[allow(dead_code)]
 pub mod periodic;
 pub mod plots;
 pub mod report;

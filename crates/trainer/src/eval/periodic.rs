@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::datasets::EvalData;
 use super::error::EvalError;
@@ -23,7 +23,7 @@ pub fn is_due(global_step: u64, verbose: u64, total_steps: u64) -> bool {
 }
 
 /// What is kept across evaluations.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Trackers {
     pub raf_top1: BestTracker,
     pub raf_best_top5: f64,

@@ -3,12 +3,12 @@
 
 use std::collections::VecDeque;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::numpy::python_sum;
 
 /// Whether higher or lower is better.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Better {
     Higher,
@@ -21,7 +21,7 @@ pub const MOVING_AVERAGE_WINDOW: usize = 10;
 /// The best value and the moving average of one metric. The starting "best" values are the
 /// official ones: 0 when higher is better, 100 when lower is (so an error above 100 never
 /// becomes the best, as there).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BestTracker {
     pub better: Better,
     /// Best single evaluation.
@@ -31,7 +31,7 @@ pub struct BestTracker {
     /// Best moving average so far.
     pub best_moving_average: f64,
     pub evaluations: usize,
-    #[serde(skip)]
+    /// The evaluations in the moving average (kept in checkpoints so a resume continues it).
     window: VecDeque<f64>,
 }
 

@@ -1,0 +1,255 @@
+//! Training checkpoints: *what* is saved ([`TrainState`] plus the tensors) apart from *when*
+//! (the loop) and *which are kept* ([`CheckpointStore::prune`]).
+//!
+//! A checkpoint is a directory `checkpoints/step_N` (N: the 0-based step just completed):
+//! - `model.safetensors`: the model in the native format, loadable by `swinface infer/eval`;
+//! - `state.safetensors`: optimizer state, Partial FC centres with their optimizer table and
+//!   sampler position, the loss scaler;
+//! - `state.json`: step, data position, RNG rule, evaluation trackers, resolved config.
+//!
+//! The directory is written under a temporary name, every file fsynced, then renamed into
+//! place and the parent fsynced: a checkpoint directory either exists complete or not at all.
+//! The best model (by `best_metric`) is kept as `best.safetensors`, one atomic file whose
+//! metadata names its step and score.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use swinface_model::checkpoint::{load_native_into, read_native, save_native, save_tensors};
+
+use super::learner::Learner;
+use super::streams::DataPosition;
+use crate::eval::periodic::Trackers;
+
+/// Name of the state file's format, and its version.
+pub const STATE_FORMAT: &str = "swinface-train-state";
+pub const STATE_VERSION: u32 = 1;
+
+const MODEL_FILE: &str = "model.safetensors";
+const TENSORS_FILE: &str = "state.safetensors";
+const STATE_FILE: &str = "state.json";
+const STEP_PREFIX: &str = "step_";
+
+/// The best evaluation so far.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BestRecord {
+    pub metric: String,
+    pub value: f64,
+    pub global_step: u64,
+}
+
+/// Everything of a checkpoint that is not a tensor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    pub format: String,
+    pub format_version: u32,
+    /// The step just completed (0-based, the official `global_step`).
+    pub global_step: u64,
+    /// The step a resume runs next.
+    pub next_step: u64,
+    /// Where the data of `next_step` comes from.
+    pub data_position: DataPosition,
+    pub steps_per_epoch: usize,
+    pub world_size: usize,
+    pub rank: usize,
+    /// Torch's generator is reseeded before every step from (seed, step), so this and the
+    /// step are its whole state; data augmentation and Partial FC sampling draw from
+    /// counter-based streams keyed the same way.
+    pub rng_seed: u64,
+    pub rng_rule: String,
+    /// Non-finite steps in a row at the time of saving.
+    pub nonfinite_in_a_row: u64,
+    pub trackers: Trackers,
+    pub best: Option<BestRecord>,
+    /// The resolved config (YAML) the run trained with.
+    pub config: String,
+    pub saved_at_unix: u64,
+}
+
+/// The checkpoints of one output directory.
+pub struct CheckpointStore {
+    dir: PathBuf,
+    keep: usize,
+}
+
+fn sync_dir(dir: &Path) {
+    // Directory fsync makes renames durable; not every file system supports it.
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn step_of(name: &str) -> Option<u64> {
+    name.strip_prefix(STEP_PREFIX)?.parse().ok()
+}
+
+impl CheckpointStore {
+    pub fn new(output: &Path, keep: usize) -> Self {
+        Self {
+            dir: output.join("checkpoints"),
+            keep: keep.max(1),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Removes directories left by a save that did not finish.
+    pub fn remove_partial(&self) -> Result<()> {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return Ok(());
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".step_") && name.contains(".partial") {
+                fs::remove_dir_all(entry.path())
+                    .with_context(|| format!("cannot remove {}", entry.path().display()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Complete checkpoints, oldest first.
+    pub fn list(&self) -> Result<Vec<(u64, PathBuf)>> {
+        let mut found = Vec::new();
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+            Err(e) => return Err(e).with_context(|| format!("cannot list {}", self.dir.display())),
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(step) = step_of(&name) {
+                if entry.path().join(STATE_FILE).is_file() {
+                    found.push((step, entry.path()));
+                }
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
+    pub fn latest(&self) -> Result<Option<PathBuf>> {
+        Ok(self.list()?.pop().map(|(_, p)| p))
+    }
+
+    /// Writes checkpoint `state.global_step` and prunes old ones; returns its directory.
+    pub fn save(&self, learner: &Learner, state: &TrainState) -> Result<PathBuf> {
+        fs::create_dir_all(&self.dir)
+            .with_context(|| format!("cannot create {}", self.dir.display()))?;
+        let name = format!("{STEP_PREFIX}{}", state.global_step);
+        let target = self.dir.join(&name);
+        let temp = self
+            .dir
+            .join(format!(".{name}.partial-{}", std::process::id()));
+        if temp.exists() {
+            fs::remove_dir_all(&temp).ok();
+        }
+        fs::create_dir(&temp).with_context(|| format!("cannot create {}", temp.display()))?;
+        let written = (|| -> Result<()> {
+            let mut meta = BTreeMap::new();
+            meta.insert("global_step".to_owned(), state.global_step.to_string());
+            save_native(&temp.join(MODEL_FILE), &learner.vs, &meta)
+                .context("cannot save the model")?;
+            save_tensors(&temp.join(TENSORS_FILE), &learner.state_tensors(), &meta)
+                .context("cannot save the training state")?;
+            let json = serde_json::to_vec_pretty(state)?;
+            write_synced(&temp.join(STATE_FILE), &json)?;
+            sync_dir(&temp);
+            if target.exists() {
+                // A rerun of the same step replaces its checkpoint.
+                fs::remove_dir_all(&target)
+                    .with_context(|| format!("cannot replace {}", target.display()))?;
+            }
+            fs::rename(&temp, &target)
+                .with_context(|| format!("cannot move the checkpoint to {}", target.display()))?;
+            sync_dir(&self.dir);
+            Ok(())
+        })();
+        if let Err(e) = written {
+            let _ = fs::remove_dir_all(&temp);
+            return Err(e.context(format!(
+                "checkpoint {} was not written (earlier checkpoints are untouched)",
+                target.display()
+            )));
+        }
+        self.prune()?;
+        Ok(target)
+    }
+
+    /// Deletes all but the newest `keep` checkpoints.
+    pub fn prune(&self) -> Result<()> {
+        let all = self.list()?;
+        let excess = all.len().saturating_sub(self.keep);
+        for (_, path) in all.into_iter().take(excess) {
+            fs::remove_dir_all(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Writes the best model to `best.safetensors` beside the checkpoints, atomically.
+    pub fn save_best(&self, output: &Path, learner: &Learner, best: &BestRecord) -> Result<PathBuf> {
+        let path = output.join("best.safetensors");
+        let mut meta = BTreeMap::new();
+        meta.insert("global_step".to_owned(), best.global_step.to_string());
+        meta.insert("best_metric".to_owned(), best.metric.clone());
+        meta.insert("best_value".to_owned(), best.value.to_string());
+        save_native(&path, &learner.vs, &meta).context("cannot save the best model")?;
+        Ok(path)
+    }
+}
+
+/// A checkpoint given by the user: a `step_N` directory or its `state.json`.
+pub fn resolve(path: &Path) -> Result<PathBuf> {
+    let dir = if path.is_file() && path.file_name().is_some_and(|n| n == STATE_FILE) {
+        path.parent().map(Path::to_path_buf).unwrap_or_default()
+    } else {
+        path.to_path_buf()
+    };
+    if !dir.join(STATE_FILE).is_file() {
+        bail!(
+            "{} is not a training checkpoint (a checkpoints/step_N directory with {STATE_FILE})",
+            path.display()
+        );
+    }
+    Ok(dir)
+}
+
+/// Reads `dir`'s state and loads its tensors into `learner`.
+pub fn load(dir: &Path, learner: &mut Learner) -> Result<TrainState> {
+    let state_path = dir.join(STATE_FILE);
+    let text = fs::read_to_string(&state_path)
+        .with_context(|| format!("cannot read {}", state_path.display()))?;
+    let state: TrainState = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a training state", state_path.display()))?;
+    if state.format != STATE_FORMAT || state.format_version > STATE_VERSION {
+        bail!(
+            "{}: format {} version {}, this build reads {STATE_FORMAT} up to {STATE_VERSION}",
+            state_path.display(),
+            state.format,
+            state.format_version
+        );
+    }
+    let model_path = dir.join(MODEL_FILE);
+    load_native_into(&model_path, &mut learner.vs)
+        .with_context(|| format!("cannot load {}", model_path.display()))?;
+    let tensors_path = dir.join(TENSORS_FILE);
+    let (tensors, _) = read_native(&tensors_path)
+        .with_context(|| format!("cannot read {}", tensors_path.display()))?;
+    learner
+        .load_state(tensors)
+        .with_context(|| format!("cannot restore {}", tensors_path.display()))?;
+    Ok(state)
+}

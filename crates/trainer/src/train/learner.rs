@@ -1,0 +1,325 @@
+//! The model with everything that trains it, and one optimisation step as the official
+//! `train.py` runs it: one batch from each stream concatenated (recognition, age-gender,
+//! CelebA, expression) into one forward pass, so BatchNorm statistics span all of them; the
+//! outputs sliced per stream into the task losses; their weighted sum; backward; the
+//! backbone's gradient norm clipped at 5; optimizer step, then the schedule moves on.
+
+use anyhow::{Context, Result};
+use swinface_loss::{
+    clip_grad_norm, AgeLoss, ClassificationLoss, Collectives, GradScaler, LossWeights,
+    Optimizer, OptimizerConfig, ParamGroup, PartialFc, LrSchedule, BACKBONE_MAX_NORM,
+};
+use swinface_model::{SwinFace, BACKBONE_GROUP, HEADS_GROUP, TASK_NAMES};
+use tch::{nn, Device, Kind, Tensor};
+
+use super::config::{Stage, TrainConfig};
+
+/// Position of the Gender attribute among the 40 (SwinFace order), and of its head.
+const GENDER_ATTRIBUTE: usize = 4;
+/// Heads in [`TASK_NAMES`]: 0 age, 1..=40 attributes, 41 expression, 42 recognition.
+const AGE_HEAD: usize = 0;
+const EXPRESSION_HEAD: usize = 41;
+const RECOGNITION_HEAD: usize = 42;
+
+/// One step's inputs on the CPU: images of every stream, concatenated in stream order.
+pub struct StepBatch {
+    /// [R + A + C + E, 3, S, S]
+    pub images: Tensor,
+    /// [R] int64 class ids.
+    pub identities: Tensor,
+    /// The analysis streams' labels (multitask stage only).
+    pub analysis: Option<AnalysisLabels>,
+}
+
+pub struct AnalysisLabels {
+    /// [A, 1] float ages of the age-gender stream.
+    pub ages: Tensor,
+    /// [A] int64 genders of the age-gender stream.
+    pub genders: Tensor,
+    /// [C, 40] int64 attributes of the CelebA stream (SwinFace order).
+    pub attributes: Tensor,
+    /// [E] int64 expression classes.
+    pub expressions: Tensor,
+}
+
+/// What one step did. Loss values are read back once per step (one device sync).
+#[derive(Debug, Clone)]
+pub struct StepOutcome {
+    /// The weighted total.
+    pub total: f64,
+    /// The recognition (Partial FC) loss.
+    pub recognition: f64,
+    /// The 42 analysis losses in task order (empty in the recognition stage).
+    pub analysis: Vec<f64>,
+    pub finite: bool,
+    /// False when the update was skipped (non-finite loss, or the fp16 scaler found
+    /// inf/NaN gradients).
+    pub stepped: bool,
+    /// The backbone's gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Learning rate of each optimizer group, then Partial FC's.
+    pub learning_rates: Vec<f64>,
+}
+
+pub struct Learner {
+    pub vs: nn::VarStore,
+    pub model: SwinFace,
+    pub partial_fc: PartialFc,
+    pub optimizer: Box<dyn Optimizer>,
+    pub scaler: GradScaler,
+    pub schedule: LrSchedule,
+    age_loss: AgeLoss,
+    weights: LossWeights,
+    classification: ClassificationLoss,
+    backbone_params: Vec<Tensor>,
+    stage: Stage,
+    device: Device,
+    batch_sizes: [i64; 4],
+}
+
+impl Learner {
+    /// Builds the model (fresh weights from the current torch seed), Partial FC over
+    /// `collectives`, the optimizer and the schedule scaled for `world_size` ranks.
+    pub fn new(
+        config: &TrainConfig,
+        device: Device,
+        collectives: Box<dyn Collectives>,
+        world_size: usize,
+    ) -> Result<Self> {
+        let vs = nn::VarStore::new(device);
+        let mut model = SwinFace::new(&vs.root(), &config.model).context("cannot build the model")?;
+        let autocast = config
+            .amp
+            .autocast(device)
+            .context("mixed precision setting")?;
+        model.set_autocast(autocast);
+        let opt = &config.optimizer;
+        let backbone = ParamGroup::from_var_store(&vs, BACKBONE_GROUP, "backbone", 1.0, 0.0)?;
+        let backbone_params: Vec<Tensor> =
+            backbone.params.iter().map(|(_, t)| t.shallow_clone()).collect();
+        let groups = match config.train.stage {
+            Stage::Multitask => {
+                let heads = ParamGroup::from_var_store(&vs, HEADS_GROUP, "heads", 1.0, 0.0)?;
+                opt.official_groups(backbone.params, heads.params)
+            }
+            // arcface_torch trains the backbone alone at the full rate.
+            Stage::Recognition => OptimizerConfig {
+                backbone_lr_scale: 1.0,
+                ..opt.clone()
+            }
+            .official_groups(backbone.params, Vec::new())
+            .into_iter()
+            .filter(|g| !g.params.is_empty())
+            .collect(),
+        };
+        let optimizer = opt.build(groups).context("cannot build the optimizer")?;
+        let partial_fc = PartialFc::new(
+            &config.partial_fc,
+            opt.update_rule(),
+            opt.weight_decay,
+            collectives,
+            device,
+            Kind::Float,
+        )
+        .context("cannot build Partial FC")?
+        .with_sampling_seed(config.data.seed as u64)
+        .with_autocast(autocast);
+        let scaler = config.amp.grad_scaler(device).context("loss scaler")?;
+        let mut schedule = LrSchedule::new(config.schedule.clone(), opt.lr).context("schedule")?;
+        if config.train.lr_batch_scaling {
+            schedule = schedule.scaled_for_batch(config.batch_per_rank() as usize * world_size);
+        }
+        let d = &config.data;
+        let batch_sizes = match config.train.stage {
+            Stage::Multitask => [d.recognition_bz, d.age_gender_bz, d.celeba_bz, d.expression_bz],
+            Stage::Recognition => [d.recognition_bz, 0, 0, 0],
+        }
+        .map(|b| b as i64);
+        Ok(Self {
+            vs,
+            model,
+            partial_fc,
+            optimizer,
+            scaler,
+            schedule,
+            age_loss: AgeLoss::new(config.schedule.total_step),
+            weights: config.loss_weights.clone(),
+            classification: ClassificationLoss::default(),
+            backbone_params,
+            stage: config.train.stage,
+            device,
+            batch_sizes,
+        })
+    }
+
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// Runs training step `step` (0-based) on `batch`.
+    pub fn step(&mut self, batch: &StepBatch, step: u64) -> Result<StepOutcome> {
+        let images = batch
+            .images
+            .to_device_(self.device, Kind::Float, true, false);
+        let identities = batch.identities.to_device(self.device);
+        let [r, a, c, e] = self.batch_sizes;
+        let (recognition, analysis) = match self.stage {
+            Stage::Recognition => {
+                let embedding = self.model.backbone().forward_t(&images, true).embedding;
+                (self.partial_fc.forward(&embedding, &identities)?, Vec::new())
+            }
+            Stage::Multitask => {
+                let labels = batch
+                    .analysis
+                    .as_ref()
+                    .context("the multitask step needs the analysis labels")?;
+                let out = self.model.forward_t(&images, true);
+                let heads = &out.heads;
+                let recognition = self
+                    .partial_fc
+                    .forward(&heads[RECOGNITION_HEAD].narrow(0, 0, r), &identities)?;
+                let ages = labels.ages.to_device(self.device);
+                let genders = Tensor::cat(
+                    &[
+                        labels.genders.shallow_clone(),
+                        labels.attributes.select(1, GENDER_ATTRIBUTE as i64),
+                    ],
+                    0,
+                )
+                .to_device(self.device);
+                let attributes = labels.attributes.to_device(self.device);
+                let expressions = labels.expressions.to_device(self.device);
+                let mut analysis = Vec::with_capacity(42);
+                analysis.push(self.age_loss.forward(&heads[AGE_HEAD].narrow(0, r, a), &ages, step)?);
+                for attribute in 0..40 {
+                    let head = &heads[1 + attribute];
+                    let loss = if attribute == GENDER_ATTRIBUTE {
+                        // Gender learns from the age-gender and the CelebA streams.
+                        self.classification.forward(&head.narrow(0, r, a + c), &genders)?
+                    } else {
+                        self.classification.forward(
+                            &head.narrow(0, r + a, c),
+                            &attributes.select(1, attribute as i64),
+                        )?
+                    };
+                    analysis.push(loss);
+                }
+                analysis.push(
+                    self.classification
+                        .forward(&heads[EXPRESSION_HEAD].narrow(0, r + a + c, e), &expressions)?,
+                );
+                (recognition, analysis)
+            }
+        };
+        let total = if analysis.is_empty() {
+            recognition.f_mul_scalar(self.weights.recognition_loss_weight)?
+        } else {
+            self.weights.combine(&recognition, &analysis)?
+        };
+        // One read-back for every value logged.
+        let mut parts = vec![total.detach(), recognition.detach()];
+        parts.extend(analysis.iter().map(|l| l.detach().to_kind(Kind::Float)));
+        let values = Vec::<f64>::try_from(
+            Tensor::stack(&parts.iter().map(|t| t.to_kind(Kind::Double)).collect::<Vec<_>>(), 0)
+                .to_device(Device::Cpu),
+        )?;
+        let finite = values.iter().all(|v| v.is_finite());
+        let learning_rates = self.learning_rates(step);
+        let mut outcome = StepOutcome {
+            total: values[0],
+            recognition: values[1],
+            analysis: values[2..].to_vec(),
+            finite,
+            stepped: false,
+            grad_norm: f64::NAN,
+            learning_rates,
+        };
+        if !finite {
+            self.partial_fc.skip_step();
+            self.optimizer.zero_grad();
+            return Ok(outcome);
+        }
+        self.scaler.scale(&total)?.backward();
+        let mut grads = self.optimizer.grads()?;
+        grads.extend(self.partial_fc.grad()?);
+        self.scaler.unscale(&grads)?;
+        if let Some(norm) = clip_grad_norm(&self.backbone_params, BACKBONE_MAX_NORM)? {
+            outcome.grad_norm = norm.double_value(&[]);
+        }
+        if self.scaler.should_step()? {
+            let (model_lrs, pfc_lr) = outcome.learning_rates.split_at(outcome.learning_rates.len() - 1);
+            self.optimizer.step(model_lrs)?;
+            self.partial_fc.step(pfc_lr[0])?;
+            outcome.stepped = true;
+        } else {
+            self.partial_fc.skip_step();
+        }
+        self.scaler.update()?;
+        self.optimizer.zero_grad();
+        Ok(outcome)
+    }
+
+    /// The rate of each optimizer group at `step`, then Partial FC's (scale 1).
+    pub fn learning_rates(&self, step: u64) -> Vec<f64> {
+        let mut lrs = self.optimizer.learning_rates(&self.schedule, step);
+        lrs.push(self.schedule.lr_for_step(step, 1.0));
+        lrs
+    }
+
+    /// Names of [`Self::learning_rates`]' entries.
+    pub fn learning_rate_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.optimizer.groups().iter().map(|g| g.name.clone()).collect();
+        names.push("partial_fc".into());
+        names
+    }
+
+    /// Names of [`StepOutcome::analysis`]' entries.
+    pub fn analysis_names(&self) -> Vec<&'static str> {
+        match self.stage {
+            Stage::Recognition => Vec::new(),
+            Stage::Multitask => TASK_NAMES[..42].to_vec(),
+        }
+    }
+
+    /// Everything a resume needs besides the model: optimizer, Partial FC (centres, their
+    /// optimizer table, sampler) and the loss scaler, under `optimizer.`, `partial_fc.` and
+    /// `grad_scaler.`.
+    pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut out: Vec<(String, Tensor)> = self
+            .optimizer
+            .state_tensors()
+            .into_iter()
+            .map(|(k, t)| (format!("optimizer.{k}"), t))
+            .collect();
+        out.extend(self.partial_fc.state_tensors());
+        out.extend(self.scaler.state_tensors());
+        out
+    }
+
+    /// Restores [`Self::state_tensors`] output.
+    pub fn load_state(&mut self, state: Vec<(String, Tensor)>) -> Result<()> {
+        let mut optimizer = Vec::new();
+        let mut partial_fc = Vec::new();
+        let mut scaler = Vec::new();
+        for (name, tensor) in state {
+            let tensor = tensor.to_device(self.device);
+            if let Some(rest) = name.strip_prefix("optimizer.") {
+                optimizer.push((rest.to_owned(), tensor));
+            } else if name.starts_with("partial_fc.") {
+                partial_fc.push((name, tensor));
+            } else if name.starts_with("grad_scaler.") {
+                scaler.push((name, tensor));
+            } else {
+                anyhow::bail!("unexpected training-state tensor `{name}`");
+            }
+        }
+        self.optimizer
+            .load_state(&optimizer)
+            .context("optimizer state")?;
+        self.partial_fc
+            .load_state(&partial_fc)
+            .context("Partial FC state")?;
+        self.scaler.load_state(&scaler).context("loss scaler state")?;
+        Ok(())
+    }
+}
