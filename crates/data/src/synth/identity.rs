@@ -233,7 +233,7 @@ impl Identity {
         let chin_ratio = rng.range(0.22, 0.36) + sex(0.06, 0.0);
 
         let eye_y = rng.range(45.0, 50.0);
-        let nose_length = rng.range(14.0, 18.5) + if big_nose { 2.5 } else { 0.0 };
+        let nose_length = rng.range(14.0, 18.0) + if big_nose { 3.5 } else { 0.0 };
         let mouth_below_nose = rng.range(9.0, 12.0);
         let chin_below_mouth =
             rng.range(14.0, 18.0) + sex(1.0, 0.0) + if oval_face { 3.0 } else { 0.0 };
@@ -245,25 +245,25 @@ impl Identity {
             rng.range(0.46, 0.64)
         };
         let brow_thickness = if bushy_eyebrows {
-            rng.range(2.9, 3.7)
+            rng.range(3.2, 4.0)
         } else {
-            rng.range(1.3, 2.1)
+            rng.range(1.2, 1.9)
         } + sex(0.2, 0.0);
         let brow_arch = if arched_eyebrows {
-            rng.range(2.8, 4.0)
+            rng.range(3.3, 4.6)
         } else {
-            rng.range(0.2, 1.4)
+            rng.range(0.0, 1.1)
         };
 
         let nose_width = if big_nose {
-            rng.range(6.6, 8.2)
+            rng.range(7.0, 8.6)
         } else {
-            rng.range(4.0, 5.6)
+            rng.range(3.8, 5.2)
         };
         let (upper_lip, lower_lip) = if big_lips {
-            (rng.range(3.0, 3.8), rng.range(3.8, 4.8))
+            (rng.range(3.3, 4.1), rng.range(4.3, 5.3))
         } else {
-            (rng.range(1.5, 2.3), rng.range(2.0, 2.9))
+            (rng.range(1.4, 2.1), rng.range(1.8, 2.6))
         };
         let lip_colour = mix(
             [skin[0] * 0.85, skin[1] * 0.62, skin[2] * 0.62],
@@ -311,7 +311,7 @@ impl Identity {
             brow_gap: rng.range(5.5, 8.0),
             brow_length: rng.range(1.15, 1.45),
             nose_width,
-            mouth_half_width: rng.range(8.0, 11.0) + if big_lips { 0.6 } else { 0.0 },
+            mouth_half_width: rng.range(8.0, 11.0) + if big_lips { 1.0 } else { 0.0 },
             upper_lip,
             lower_lip,
             lip_colour,

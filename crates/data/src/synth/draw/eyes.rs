@@ -74,7 +74,8 @@ pub fn brows(canvas: &mut Canvas, l: &Layout, spec: &FaceSpec, detail: &mut Synt
     let look = &spec.look;
     let (_, _, inner_raise, arch_gain) = expression_face(look.expression);
     let inner_raise = inner_raise * look.intensity;
-    let arch = p.brow_arch * (1.0 + (arch_gain - 1.0) * look.intensity);
+    // Additive, so an arched brow stays more arched than a flat one under any expression.
+    let arch = (p.brow_arch + 1.2 * (arch_gain - 1.0) * look.intensity).max(0.0);
     let half_len = l.eye_rx * p.brow_length;
     for s in [-1.0f32, 1.0] {
         let inner = v2(
@@ -86,16 +87,24 @@ pub fn brows(canvas: &mut Canvas, l: &Layout, spec: &FaceSpec, detail: &mut Synt
             l.brow_y + 0.35 * inner_raise + 1.0,
         );
         let peak = inner.lerp(outer, 0.62) - v2(0.0, arch);
-        // Control point that makes the quadratic pass through the peak at t = 0.5.
-        let control = peak * 2.0 - inner.lerp(outer, 0.5);
-        let path = quadratic(inner, control, outer, 12);
+        let path = if p.arched_eyebrows {
+            // An arch with a marked peak: two curves meeting at an angle.
+            let mut rise = quadratic(inner, inner.lerp(peak, 0.5) - v2(0.0, 0.6), peak, 7);
+            rise.pop();
+            rise.extend(quadratic(peak, peak.lerp(outer, 0.5) - v2(0.0, 0.3), outer, 5));
+            rise
+        } else {
+            // Control point that makes the quadratic pass through the peak at t = 0.5.
+            let control = peak * 2.0 - inner.lerp(outer, 0.5);
+            quadratic(inner, control, outer, 12)
+        };
         let t = l.brow_thickness;
         let brow = Stroke::tapered(path.clone(), t * 1.1, t * 0.55, 0.12);
         let soft = if p.bushy_eyebrows { 1.8 } else { 1.2 };
         canvas.fill(&brow, l.brow_colour, 0.95, soft);
         if p.bushy_eyebrows {
             // Stray hairs above and below.
-            for _ in 0..10 {
+            for _ in 0..16 {
                 let k = detail.below(path.len());
                 let at = path[k] + v2(detail.symmetric(1.0), detail.symmetric(t * 0.9));
                 let hair = Stroke::new(vec![at, at + v2(s * 1.6, -0.6)], 0.7);

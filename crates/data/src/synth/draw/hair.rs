@@ -19,6 +19,36 @@ fn outer_point(l: &Layout, rx: f32, ry: f32, theta: f32) -> Vec2 {
     v2(l.cx + rx * theta.cos(), l.cheek_y - ry * theta.sin())
 }
 
+/// Outward offset of the hair's outline: smooth for straight hair, rippled for wavy hair,
+/// bumpy for curly hair (a cue that survives downscaling, unlike single strands).
+fn ripple(texture: HairTexture, phase: f32) -> f32 {
+    match texture {
+        HairTexture::Straight => 0.0,
+        HairTexture::Wavy => 1.8 * phase.sin(),
+        HairTexture::Curly => 2.2 * phase.sin().abs() - 0.8,
+    }
+}
+
+/// A point of the hair's outer edge at angle `theta`, rippled by the texture.
+fn outline_point(l: &Layout, spec: &FaceSpec, rx: f32, ry: f32, theta: f32) -> Vec2 {
+    let frequency = match spec.identity.texture {
+        HairTexture::Curly => 22.0,
+        _ => 14.0,
+    };
+    let r = ripple(spec.identity.texture, theta * frequency);
+    outer_point(l, rx + r, ry + r, theta)
+}
+
+/// Points down the outer side of long hair, from `top` to `bottom` at `x` (rippled).
+fn long_side(spec: &FaceSpec, x: f32, side: f32, top: f32, bottom: f32) -> Vec<Vec2> {
+    (0..=8)
+        .map(|k| {
+            let y = top + (bottom - top) * k as f32 / 8.0;
+            v2(x + side * ripple(spec.identity.texture, y * 0.8), y)
+        })
+        .collect()
+}
+
 /// Bottom of long hair.
 fn long_end(l: &Layout, spec: &FaceSpec) -> f32 {
     l.chin_y + spec.identity.hair_length * (1.0 - 0.4 * spec.look.child)
@@ -30,13 +60,12 @@ pub fn back(canvas: &mut Canvas, l: &Layout, spec: &FaceSpec) {
     }
     let (rx, ry) = outer_radii(l, spec);
     let end = long_end(l, spec);
-    let mut pts = vec![v2(l.cx - rx - 4.0, end), v2(l.cx - rx - 1.0, l.cheek_y)];
-    for k in 0..=16 {
-        let theta = std::f32::consts::PI * (1.0 - k as f32 / 16.0);
-        pts.push(outer_point(l, rx, ry, theta));
+    let mut pts = long_side(spec, l.cx - rx - 2.5, -1.0, end, l.cheek_y);
+    for k in 0..=36 {
+        let theta = std::f32::consts::PI * (1.0 - k as f32 / 36.0);
+        pts.push(outline_point(l, spec, rx, ry, theta));
     }
-    pts.push(v2(l.cx + rx + 1.0, l.cheek_y));
-    pts.push(v2(l.cx + rx + 4.0, end));
+    pts.extend(long_side(spec, l.cx + rx + 2.5, 1.0, l.cheek_y, end));
     canvas.fill(&Polygon::new(pts), shade(l.hair, 0.8), 1.0, 1.2);
 }
 
@@ -45,12 +74,12 @@ fn hairline(l: &Layout, spec: &FaceSpec) -> Vec<Vec2> {
     let (cx, w) = (l.cx, l.face_w);
     let rec = if spec.look.receding { 1.0 } else { 0.0 };
     let part = spec.identity.parting * 0.25;
-    let temple = l.temple_y - 8.0 * rec;
+    let temple = l.temple_y - 10.0 * rec;
     let pts = [
         v2(cx - w - 0.8, temple),
-        v2(cx - w * 0.62, l.hairline_y + 2.5 - 8.0 * rec),
-        v2(cx + part, l.hairline_y - 2.5 * rec),
-        v2(cx + w * 0.62, l.hairline_y + 2.5 - 8.0 * rec),
+        v2(cx - w * 0.62, l.hairline_y + 2.5 - 10.0 * rec),
+        v2(cx + part, l.hairline_y - 3.5 * rec),
+        v2(cx + w * 0.62, l.hairline_y + 2.5 - 10.0 * rec),
         v2(cx + w + 0.8, temple),
     ];
     catmull_rom(&pts, 4, false)
@@ -62,13 +91,13 @@ fn cap(l: &Layout, spec: &FaceSpec) -> Polygon {
     let (cx, w) = (l.cx, l.face_w);
     let mut right: Vec<Vec2> = if spec.identity.hair_long {
         let end = long_end(l, spec);
-        vec![
+        let mut side = vec![
             v2(cx + w - 2.2, l.cheek_y - 2.0),
             v2(cx + w - 0.8, l.chin_y - 5.0),
             v2(cx + w + 1.0, end),
-            v2(cx + rx + 4.0, end),
-            v2(cx + rx + 1.5, l.cheek_y),
-        ]
+        ];
+        side.extend(long_side(spec, cx + rx + 2.5, 1.0, end, l.cheek_y));
+        side
     } else {
         vec![
             v2(cx + w - 0.6, l.eye_y + 1.0),
@@ -79,10 +108,10 @@ fn cap(l: &Layout, spec: &FaceSpec) -> Polygon {
     let start = ((l.cheek_y - end_y) / ry).clamp(-1.0, 1.0).asin().max(0.0);
     let mut pts = hairline(l, spec);
     pts.append(&mut right.clone());
-    let steps = 18;
+    let steps = 36;
     for k in 0..=steps {
         let theta = start + (std::f32::consts::PI - 2.0 * start) * k as f32 / steps as f32;
-        pts.push(outer_point(l, rx, ry, theta));
+        pts.push(outline_point(l, spec, rx, ry, theta));
     }
     right.reverse();
     pts.extend(right.iter().map(|p| p.mirror_x(cx)));
@@ -139,9 +168,9 @@ fn strand_colour(l: &Layout, spec: &FaceSpec, k: usize, detail: &mut SynthRng) -
     if detail.chance(spec.look.grey * 0.6) {
         shade(spec.identity.grey_shade, 1.08).map(|c| c.min(1.0))
     } else if k.is_multiple_of(2) {
-        shade(l.hair, 0.6)
+        shade(l.hair, 0.5)
     } else {
-        shade(l.hair, 1.35).map(|c| c.min(1.0))
+        shade(l.hair, 1.5).map(|c| c.min(1.0))
     }
 }
 
@@ -217,11 +246,11 @@ fn strands(
         let bulge = edge + (edge - crown) * 0.05;
         let path = quadratic(crown, bulge, end, 16);
         let path = match texture {
-            HairTexture::Wavy => wave(&path, 1.7, 8.0, detail.range(0.0, std::f32::consts::TAU)),
+            HairTexture::Wavy => wave(&path, 2.2, 8.0, detail.range(0.0, std::f32::consts::TAU)),
             _ => path,
         };
         let colour = strand_colour(l, spec, k, detail);
-        canvas.paint_masked(&Stroke::new(path, 0.9), mask, 1.0, |_| (colour, 0.6));
+        canvas.paint_masked(&Stroke::new(path, 1.1), mask, 1.0, |_| (colour, 0.7));
     }
 }
 

@@ -152,9 +152,9 @@ pub fn age_lines(canvas: &mut Canvas, l: &Layout, spec: &FaceSpec, detail: &mut 
                     v2(cx + half, y + 1.0),
                     10,
                 ),
-                0.9 + 0.5 * w,
+                1.0 + 0.7 * w,
                 crease,
-                0.2 + 0.6 * w,
+                0.25 + 0.65 * w,
             );
         }
     }
@@ -175,9 +175,9 @@ pub fn age_lines(canvas: &mut Canvas, l: &Layout, spec: &FaceSpec, detail: &mut 
                 corner + v2(s * 2.5, 3.0),
                 10,
             ),
-            1.2,
+            1.4,
             crease,
-            0.08 + 0.6 * w + smile_fold,
+            0.08 + 0.65 * w + smile_fold,
         );
         let eye_corner = v2(cx + s * (l.eye_dx + l.eye_rx + 1.2), l.eye_y);
         let crows = ramp(32.0, 72.0, look.age);
@@ -185,8 +185,8 @@ pub fn age_lines(canvas: &mut Canvas, l: &Layout, spec: &FaceSpec, detail: &mut 
             let dir = v2(s * angle.cos(), angle.sin());
             line(
                 canvas,
-                vec![eye_corner, eye_corner + dir * (3.0 + crows)],
-                0.8,
+                vec![eye_corner, eye_corner + dir * (3.0 + 1.5 * crows)],
+                0.9,
                 crease,
                 0.75 * crows,
             );
@@ -256,29 +256,24 @@ pub fn facial_hair(canvas: &mut Canvas, l: &Layout, spec: &FaceSpec) {
         let lower = Intersect(&cut, &grown);
         let bare = Union(&cheeks, &cheeks_r);
         let region = Subtract(&lower, &bare);
-        let (density, opacity) = if look.beard {
-            (0.75, 0.95)
-        } else {
-            (0.45, 0.5)
-        };
+        let stubble = shade(mix(beard_colour, [0.25, 0.27, 0.3], 0.4), 0.8);
         canvas.paint(&region, if look.beard { 2.0 } else { 2.5 }, |q| {
             let n = cell_noise(q.x * 1.3, q.y * 1.3, seed);
-            let a = if n < density { opacity } else { opacity * 0.35 };
-            let c = if look.beard {
-                shade(beard_colour, 0.8 + 0.4 * n)
+            if look.beard {
+                let a = if n < 0.75 { 0.95 } else { 0.7 };
+                (shade(beard_colour, 0.75 + 0.45 * n), a)
             } else {
-                mix(beard_colour, [0.25, 0.27, 0.3], 0.4)
-            };
-            (c, a)
+                (stubble, if n < 0.5 { 0.6 } else { 0.25 })
+            }
         });
     }
     if look.sideburns {
         for s in [-1.0f32, 1.0] {
             let strip = Polygon::new(vec![
                 v2(cx + s * (fw + 0.5), l.temple_y + 1.0),
-                v2(cx + s * (fw - 3.8), l.temple_y + 2.0),
-                v2(cx + s * (fw - 3.4), l.eye_y + 15.0),
-                v2(cx + s * (fw + 0.3), l.eye_y + 16.0),
+                v2(cx + s * (fw - 4.8), l.temple_y + 2.0),
+                v2(cx + s * (fw - 4.2), l.eye_y + 18.0),
+                v2(cx + s * (fw + 0.3), l.eye_y + 19.0),
             ]);
             canvas.fill(&strip, l.hair, 0.95, 1.3);
         }

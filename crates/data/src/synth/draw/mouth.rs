@@ -146,45 +146,53 @@ pub fn nose(canvas: &mut Canvas, l: &Layout, spec: &FaceSpec) {
     );
     let tip_size = if p.big_nose { 1.3 } else { 1.0 };
     if p.pointy_nose {
-        // A narrow, pointed tip: a sharp V outline and a long thin highlight.
+        // A narrow tip pointing down: a deep V outline, a dark wedge under it and a long thin
+        // highlight down the ridge.
         let v = Stroke::tapered(
             vec![
-                v2(cx - 2.6 * tip_size, tip - 2.6),
-                v2(cx, tip + 1.0),
-                v2(cx + 2.6 * tip_size, tip - 2.6),
+                v2(cx - 3.0 * tip_size, tip - 3.5),
+                v2(cx, tip + 1.6),
+                v2(cx + 3.0 * tip_size, tip - 3.5),
             ],
-            1.0,
-            1.0,
-            0.2,
+            1.3,
+            1.3,
+            0.15,
         );
-        canvas.fill(&v, shade(skin, 0.55), 0.9, 1.0);
-        let ridge = Polygon::new(vec![
-            v2(cx - 0.9, tip - 9.0),
-            v2(cx + 0.9, tip - 9.0),
-            v2(cx + 1.3, tip - 2.0),
-            v2(cx, tip - 0.3),
-            v2(cx - 1.3, tip - 2.0),
+        canvas.fill(&v, shade(skin, 0.5), 0.95, 1.0);
+        let wedge = Polygon::new(vec![
+            v2(cx - 2.2, tip + 1.0),
+            v2(cx + 2.2, tip + 1.0),
+            v2(cx, tip + 3.4),
         ]);
-        canvas.fill(&ridge, shade(skin, 1.18), 0.6, 1.2);
+        canvas.fill(&wedge, shade(skin, 0.45), 0.8, 1.0);
+        let ridge = Polygon::new(vec![
+            v2(cx - 0.9, tip - 10.0),
+            v2(cx + 0.9, tip - 10.0),
+            v2(cx + 1.4, tip - 2.5),
+            v2(cx, tip + 0.2),
+            v2(cx - 1.4, tip - 2.5),
+        ]);
+        canvas.fill(&ridge, shade(skin, 1.22), 0.75, 1.0);
     } else {
+        // A round, bulbous tip: a ball of light and a wide U under it.
         canvas.fill(
-            &Ellipse::new(v2(cx, tip - 1.0), w * 0.42 * tip_size, 2.4 * tip_size),
-            shade(skin, 1.12),
-            0.5,
-            2.0,
+            &Ellipse::circle(v2(cx, tip - 0.8), w * 0.45 * tip_size),
+            shade(skin, 1.16),
+            0.65,
+            1.8,
         );
         let round = Stroke::tapered(
             quadratic(
-                v2(cx - w * 0.42, tip + 0.4),
-                v2(cx, tip + 3.4 * tip_size),
-                v2(cx + w * 0.42, tip + 0.4),
+                v2(cx - w * 0.55, tip - 0.2),
+                v2(cx, tip + 4.0 * tip_size),
+                v2(cx + w * 0.55, tip - 0.2),
                 8,
             ),
-            1.0,
-            1.0,
-            0.3,
+            1.2,
+            1.2,
+            0.25,
         );
-        canvas.fill(&round, shade(skin, 0.68), 0.55, 1.2);
+        canvas.fill(&round, shade(skin, 0.62), 0.7, 1.2);
     }
     let nostril = if p.big_nose { 2.0 } else { 1.35 };
     for s in [-1.0f32, 1.0] {
