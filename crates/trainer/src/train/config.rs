@@ -90,6 +90,9 @@ pub struct TrainSettings {
     pub recognition_augment: RecognitionTransform,
     /// Evaluate the untrained model before the first step (the summary's "before").
     pub initial_eval: bool,
+    /// Start the Age head's bias at the stream's mean age (fresh starts only). Off in the
+    /// official recipe; it saves a short run the many steps the bias needs to reach ~35.
+    pub init_age_bias: bool,
     /// The official linear scaling: learning rates times (images per step over all ranks) / 512.
     pub lr_batch_scaling: bool,
 }
@@ -115,6 +118,7 @@ impl Default for TrainSettings {
             analysis_augment: AnalysisAugmentConfig::default(),
             recognition_augment: RecognitionTransform::default(),
             initial_eval: false,
+            init_age_bias: false,
             lr_batch_scaling: true,
         }
     }

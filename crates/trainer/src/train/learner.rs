@@ -9,7 +9,7 @@ use swinface_loss::{
     clip_grad_norm, AgeLoss, ClassificationLoss, Collectives, GradScaler, LossWeights,
     Optimizer, OptimizerConfig, ParamGroup, PartialFc, LrSchedule, BACKBONE_MAX_NORM,
 };
-use swinface_model::{SwinFace, BACKBONE_GROUP, HEADS_GROUP, TASK_NAMES};
+use swinface_model::{head_specs, SwinFace, BACKBONE_GROUP, HEADS_GROUP, TASK_NAMES};
 use tch::{nn, Device, Kind, Tensor};
 
 use super::config::{Stage, TrainConfig};
@@ -152,8 +152,19 @@ impl Learner {
         })
     }
 
-    pub fn device(&self) -> Device {
-        self.device
+    /// Sets the Age head's bias to `value`.
+    pub fn set_age_bias(&mut self, value: f64) -> Result<()> {
+        let fc = head_specs()[AGE_HEAD]
+            .fc_index
+            .context("the Age output has no head")?;
+        let name = format!("om.output_fcs.{fc}.bias");
+        let mut bias = self
+            .vs
+            .variables()
+            .remove(&name)
+            .with_context(|| format!("the model has no variable {name}"))?;
+        let _ = tch::no_grad(|| bias.f_fill_(value))?;
+        Ok(())
     }
 
     /// Runs training step `step` (0-based) on `batch`.

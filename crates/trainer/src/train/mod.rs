@@ -288,6 +288,12 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
             bail!("{} holds no tensor the backbone can use", path.display());
         }
     }
+    if resume.is_none() && config.train.init_age_bias {
+        if let Some(mean) = streams.mean_age() {
+            learner.set_age_bias(mean)?;
+            progress.line(&format!("Age head bias set to the mean training age {mean:.2}"));
+        }
+    }
     progress.set_first_step(first_step);
 
     let eval_data = EvalData::load(&config.eval_config(), &Task::ALL, false)?;
@@ -356,6 +362,7 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
                     );
                 }
             }
+            progress.record_losses(step, &outcome)?;
             if (step + 1) % config.train.frequent == 0 || step + 1 == total_steps {
                 log_step(&mut progress, &learner, &outcome, step, &lr_names, &analysis_names)?;
             }
@@ -426,6 +433,12 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
+    let final_model = output.join("model.safetensors");
+    let mut meta = std::collections::BTreeMap::new();
+    meta.insert("global_step".to_owned(), step.saturating_sub(1).to_string());
+    swinface_model::checkpoint::save_native(&final_model, &learner.vs, &meta)
+        .context("cannot save the final model")?;
+    println!("wrote {}", final_model.display());
     summary.steps_run = run_steps;
     summary.train_seconds = seconds;
     summary.final_loss = last_outcome.map(|o| o.total);
@@ -480,7 +493,6 @@ fn log_step(
     } else {
         progress.log_only(&line);
     }
-    progress.record_losses(step, outcome)?;
     Ok(())
 }
 

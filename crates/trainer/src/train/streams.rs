@@ -140,6 +140,15 @@ impl Streams {
         self.steps_per_epoch
     }
 
+    /// Mean age label of the age-gender stream's epoch (None in the recognition stage).
+    pub fn mean_age(&self) -> Option<f64> {
+        let stream = &self.analysis.as_ref()?.age_gender.dataset().stream;
+        let ages: Vec<f64> = (0..stream.len())
+            .filter_map(|i| stream.get(i).map(|(_, l)| f64::from(l.age)))
+            .collect();
+        (!ages.is_empty()).then(|| ages.iter().sum::<f64>() / ages.len() as f64)
+    }
+
     pub fn info(&self) -> &[StreamInfo] {
         &self.info
     }

@@ -1,0 +1,406 @@
+//! End-to-end tests of `swinface train` on small synthetic data: exact resume, TensorBoard
+//! files that TensorBoard itself reads, learning, the official-recipe configs' first steps,
+//! and the bad situations (non-finite loss, too little data, unwritable output, bad keys).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use swinface_data::synth::{write_all, SynthConfig};
+use swinface_model::checkpoint::read_native;
+
+const BIN: &str = env!("CARGO_BIN_EXE_swinface");
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The small synthetic dataset, written once per test binary.
+fn data_dir() -> &'static Path {
+    static DATA: OnceLock<PathBuf> = OnceLock::new();
+    DATA.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("train_e2e_data");
+        let config = SynthConfig {
+            identities: 24,
+            images_per_identity: 6,
+            ..SynthConfig::small()
+        };
+        write_all(&dir, &config).expect("synthetic dataset");
+        dir
+    })
+}
+
+/// A small model (the demo's shape) on the small data: the generated dataset's own data
+/// config with `extra` (YAML) merged on top.
+fn write_config(dir: &Path, extra: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let text = std::fs::read_to_string(data_dir().join("swinface_data.yaml")).unwrap();
+    let mut map: serde_yaml::Mapping = serde_yaml::from_str(&text).unwrap();
+    map.retain(|_, v| !v.is_null());
+    let base = format!(
+        "output: {out}
+device: cpu
+torch_threads: 1
+num_workers: 1
+embedding_size: 32
+swin:
+  patch_size: 4
+  embed_dim: 16
+  depths: [2, 2, 2]
+  num_heads: [1, 2, 4]
+fam_feature_dim: 16
+fam_in_chans: 160
+recognition_bz: 4
+age_gender_bz: 4
+CelebA_bz: 4
+expression_bz: 4
+val_targets: [lfw]
+val_batch_size: 32
+fp16: false
+",
+        out = dir.join("out").display()
+    );
+    for layer in [base.as_str(), extra] {
+        let over: serde_yaml::Mapping = serde_yaml::from_str(layer).unwrap_or_default();
+        for (k, v) in over {
+            map.insert(k, v);
+        }
+    }
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, serde_yaml::to_string(&map).unwrap()).unwrap();
+    path
+}
+
+fn swinface(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .expect("run swinface")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn train(config: &Path, more: &[&str]) -> Output {
+    let mut args = vec!["train", config.to_str().unwrap()];
+    args.extend_from_slice(more);
+    let out = swinface(&args);
+    assert!(out.status.success(), "swinface train failed:\n{}", text(&out));
+    out
+}
+
+/// The last recorded losses of each step in `losses.jsonl`.
+fn losses(output: &Path) -> BTreeMap<u64, Value> {
+    let text = std::fs::read_to_string(output.join("losses.jsonl")).unwrap();
+    text.lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (v["step"].as_u64().unwrap(), v)
+        })
+        .collect()
+}
+
+fn venv_python() -> PathBuf {
+    repo_root().join(".venv/bin/python")
+}
+
+#[test]
+fn resume_continues_bit_identically() {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("train_resume");
+    let _ = std::fs::remove_dir_all(&root);
+    // Dropout, drop path, Partial FC sampling and the official RandAugment all draw random
+    // numbers: all must continue exactly.
+    let whole = write_config(&root.join("whole"), "");
+    let sets = [
+        "total_step=9", "warmup_step=2", "save_verbose=4", "frequent=1", "verbose=0",
+        "sample_rate=0.5", "tss_drop_rate=0.5", "seed=11", "swin.drop_path_rate=0.2",
+    ];
+    let mut args: Vec<&str> = Vec::new();
+    for s in &sets {
+        args.push("--set");
+        args.push(s);
+    }
+    train(&whole, &args);
+    let whole_out = root.join("whole/out");
+
+    let parts = write_config(&root.join("parts"), "");
+    let mut first = args.clone();
+    first.extend_from_slice(&["--stop-after", "6"]);
+    let out = train(&parts, &first);
+    assert!(text(&out).contains("--stop-after reached"), "{}", text(&out));
+    let parts_out = root.join("parts/out");
+    assert!(parts_out.join("checkpoints/step_5").is_dir());
+    // A second start without --resume refuses to overwrite.
+    let refused = swinface(&["train", parts.to_str().unwrap(), "--set", "total_step=9"]);
+    assert!(!refused.status.success());
+    assert!(text(&refused).contains("--resume auto"), "{}", text(&refused));
+    let mut second = args.clone();
+    second.extend_from_slice(&["--resume", "auto"]);
+    let out = train(&parts, &second);
+    assert!(text(&out).contains("resumed from"), "{}", text(&out));
+
+    let (a, b) = (losses(&whole_out), losses(&parts_out));
+    assert_eq!(a.len(), 9);
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (step, va) in &a {
+        let vb = &b[step];
+        for key in ["total", "recognition", "analysis", "learning_rates", "grad_norm"] {
+            assert_eq!(va[key], vb[key], "step {step}: {key} differs after resume");
+        }
+    }
+    // The losses moved (the test would pass trivially on a constant).
+    assert_ne!(a[&0]["total"], a[&8]["total"]);
+    let final_model = |out: &Path| {
+        read_native(&out.join("checkpoints/step_8/model.safetensors")).unwrap().0
+    };
+    let (ma, mb) = (final_model(&whole_out), final_model(&parts_out));
+    assert_eq!(ma.len(), mb.len());
+    for ((ka, ta), (kb, tb)) in ma.iter().zip(&mb) {
+        assert_eq!(ka, kb);
+        assert!(ta.equal(tb), "{ka} differs after resume");
+    }
+    // keep_checkpoints (3 by default) bounds what is kept.
+    let kept: Vec<_> = std::fs::read_dir(parts_out.join("checkpoints")).unwrap().collect();
+    assert!(kept.len() <= 3, "{} checkpoints kept", kept.len());
+
+    // A checkpoint's model loads in `swinface eval` as it is.
+    let eval_out = root.join("eval");
+    let out = swinface(&[
+        "eval",
+        "--checkpoint",
+        whole_out.join("checkpoints/step_8/model.safetensors").to_str().unwrap(),
+        "--config",
+        whole_out.join("config.yaml").to_str().unwrap(),
+        "--only",
+        "raf",
+        "--out",
+        eval_out.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn tensorboard_reads_the_event_files_and_training_learns() {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("train_learns");
+    let _ = std::fs::remove_dir_all(&root);
+    let config = write_config(
+        &root,
+        "total_step: 60
+warmup_step: 5
+lr: 0.02
+backbone_lr_scale: 1.0
+tss_drop_rate: 0.0
+sample_rate: 1.0
+verbose: 30
+save_verbose: 30
+frequent: 5
+initial_eval: true
+init_age_bias: true
+analysis_augment:
+  rand_augment: null
+  random_erasing: null
+",
+    );
+    let out = train(&config, &[]);
+    let stdout = text(&out);
+    assert!(stdout.contains("before training:") && stdout.contains("after training:"), "{stdout}");
+    let output = root.join("out");
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(output.join("summary.json")).unwrap()).unwrap();
+    let before = &summary["before"];
+    let after = &summary["after"];
+    // Learning happened: training-set losses fell and held-out numbers improved.
+    let l = losses(&output);
+    let mean = |steps: std::ops::Range<u64>| {
+        steps.clone().map(|s| l[&s]["total"].as_f64().unwrap()).sum::<f64>() / steps.count() as f64
+    };
+    let (early, late) = (mean(0..5), mean(55..60));
+    assert!(late < 0.7 * early, "loss {early} -> {late}");
+    let attr = |s: &Value| s["attribute_mean_accuracy"].as_f64().unwrap();
+    let expr = |s: &Value| s["expression_accuracy"].as_f64().unwrap();
+    assert!(attr(after) > attr(before) + 0.08, "attributes {} -> {}", attr(before), attr(after));
+    assert!(expr(after) > expr(before) + 0.1, "expression {} -> {}", expr(before), expr(after));
+    assert!(output.join("best.safetensors").is_file());
+    assert!(std::fs::read_to_string(output.join("train.log")).unwrap().contains("eval step 29"));
+
+    // TensorBoard's own reader sees the scalars, the evaluation metrics and the image.
+    let script = r#"
+import sys, json
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+acc = EventAccumulator(sys.argv[1], size_guidance={'scalars': 0, 'images': 0})
+acc.Reload()
+tags = acc.Tags()
+out = {t: [e.value for e in acc.Scalars(t)] for t in tags['scalars']}
+out['__images__'] = {t: [(e.width, e.height, len(e.encoded_image_string)) for e in acc.Images(t)] for t in tags['images']}
+print(json.dumps(out))
+"#;
+    let py = Command::new(venv_python())
+        .args(["-c", script, output.join("tensorboard").to_str().unwrap()])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("python");
+    assert!(py.status.success());
+    let tb: Value = serde_json::from_slice(&py.stdout).unwrap();
+    let series = |tag: &str| tb[tag].as_array().unwrap_or_else(|| panic!("no {tag} in {tb}")).clone();
+    assert_eq!(series("loss/total").len(), 12, "every 5th step is logged");
+    assert_eq!(series("loss/Expression").len(), 12);
+    assert_eq!(series("loss/Wearing Necktie").len(), 12);
+    assert_eq!(series("lr/backbone").len(), 12);
+    assert_eq!(series("lr/partial_fc").len(), 12);
+    assert!(series("train/images_per_second").iter().all(|v| v.as_f64().unwrap() > 0.0));
+    assert_eq!(series("eval/raf_top1").len(), 2);
+    assert_eq!(series("eval/lfw_accuracy").len(), 2);
+    assert_eq!(series("eval/celeba/Smiling").len(), 2);
+    let first_loss = series("loss/total")[0].as_f64().unwrap();
+    let logged = l[&4]["total"].as_f64().unwrap();
+    assert!((first_loss - logged).abs() <= 1e-4 * logged.abs(), "{first_loss} vs {logged}");
+    let images = &tb["__images__"]["eval/raf_confusion"];
+    assert_eq!(images.as_array().map(Vec::len), Some(2), "{tb}");
+    assert!(images[0][0].as_u64().unwrap() > 100);
+}
+
+#[test]
+fn official_recipe_configs_run_their_first_steps() {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("train_official");
+    let _ = std::fs::remove_dir_all(&root);
+    let data = data_dir();
+    let at = |rel: &str| format!("{}", data.join(rel).display());
+    // The recognition pretraining stage (arcface_torch) on the full model, then the
+    // multi-task stage initialised from its backbone.
+    let pre_out = root.join("pretrain");
+    let pretrain = repo_root().join("configs/pretrain.yaml");
+    let out = train(
+        &pretrain,
+        &[
+            "--output", pre_out.to_str().unwrap(),
+            "--set", &format!("rec={}", at("faces_emore")),
+            "--set", "num_classes=24",
+            "--set", "num_image=144",
+            "--set", "recognition_bz=4",
+            "--set", "val_targets=[]",
+            "--set", "device=cpu",
+            "--set", "frequent=1",
+            "--stop-after", "2",
+        ],
+    );
+    assert!(text(&out).contains("recognition stage"), "{}", text(&out));
+    let backbone = pre_out.join("checkpoints/step_1/model.safetensors");
+    assert!(backbone.is_file());
+
+    let multi_out = root.join("multitask");
+    let official = repo_root().join("configs/swinface.yaml");
+    let mut sets = vec![
+        format!("rec={}", at("faces_emore")),
+        "num_classes=24".into(),
+        "num_image=144".into(),
+        format!("age_gender_data_path={}", at("AIO_train")),
+        format!("CelebA_train_data={}", at("CelebA/data")),
+        format!("CelebA_train_label={}", at("AIO_train/CelebA/label.txt")),
+        format!("AffectNet_data={}", at("AffectNet/data")),
+        format!("AffectNet_label={}", at("AffectNet/label.txt")),
+        format!("RAF_data={}", at("RAF/basic")),
+        format!("RAF_label={}", at("RAF/basic/list_patition_label.txt")),
+        "CelebA_test_data=null".into(), "CelebA_test_label=null".into(),
+        "CLAP_test_data=null".into(), "CLAP_test_label=null".into(),
+        "FGnet_data=null".into(), "FGnet_label=null".into(),
+        "val_targets=[]".into(),
+        "recognition_bz=2".into(), "age_gender_bz=2".into(), "CelebA_bz=2".into(), "expression_bz=2".into(),
+        format!("init_model={}", backbone.display()),
+        "device=cpu".into(),
+        "frequent=1".into(),
+    ];
+    let mut args: Vec<String> = vec!["--output".into(), multi_out.display().to_string()];
+    for s in sets.drain(..) {
+        args.push("--set".into());
+        args.push(s);
+    }
+    args.extend(["--stop-after".into(), "2".into()]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = train(&official, &refs);
+    let t = text(&out);
+    assert!(t.contains("multitask stage") && t.contains("backbone initialised from"), "{t}");
+    assert!(t.contains("0 missing"), "every backbone tensor comes from the pretrained model: {t}");
+    let l = losses(&multi_out);
+    assert_eq!(l.len(), 2);
+    assert!(l.values().all(|v| v["total"].as_f64().unwrap().is_finite()));
+    // The official recipe's resolved numbers.
+    let resolved = std::fs::read_to_string(multi_out.join("config.yaml")).unwrap();
+    for line in ["lr: 0.0005", "weight_decay: 0.05", "warmup_step: 8000", "total_step: 80000", "sample_rate: 0.3", "fp16: true", "seed: 2048", "verbose: 2000", "save_verbose: 4000", "backbone_lr_scale: 0.1"] {
+        assert!(resolved.lines().any(|l| l.trim() == line), "resolved config lacks `{line}`:\n{resolved}");
+    }
+}
+
+#[test]
+fn bad_situations_are_reported_before_or_during_training() {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("train_bad");
+    let _ = std::fs::remove_dir_all(&root);
+    let config = write_config(&root, "total_step: 20\nverbose: 0\nfrequent: 1\nmax_nonfinite_steps: 2\n");
+    let run = |more: &[&str]| {
+        let mut args = vec!["train", config.to_str().unwrap()];
+        args.extend_from_slice(more);
+        swinface(&args)
+    };
+    // An exploding learning rate: non-finite losses, skipped steps, then a clear stop.
+    let out = run(&["--set", "lr=1e30", "--set", "warmup_step=0"]);
+    assert!(!out.status.success());
+    let t = text(&out);
+    assert!(t.contains("non-finite loss") && t.contains("2 steps in a row"), "{t}");
+    // Too little data for one batch: reported before training, naming the stream.
+    let out = run(&["--set", "recognition_bz=500"]);
+    assert!(!out.status.success());
+    let t = text(&out);
+    assert!(t.contains("recognition stream") && t.contains("fewer than one batch"), "{t}");
+    assert!(!t.contains("step 1/"), "{t}");
+    // An output directory that cannot be created.
+    let blocker = root.join("a_file");
+    std::fs::write(&blocker, b"x").unwrap();
+    let out = run(&["--output", blocker.join("sub").to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("cannot create the output directory"), "{}", text(&out));
+    // Missing inputs are named before any work starts.
+    let out = run(&["--set", "RAF_label=/nonexistent/list.txt"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("RAF_label: /nonexistent/list.txt"), "{}", text(&out));
+    // Unknown keys list the valid ones; wrong types name the part.
+    let out = run(&["--set", "learning_rate=0.1"]);
+    let t = text(&out);
+    assert!(!out.status.success() && t.contains("unknown key learning_rate") && t.contains("valid keys:"), "{t}");
+    let out = run(&["--set", "lr=fast"]);
+    assert!(!out.status.success() && text(&out).contains("optimizer"), "{}", text(&out));
+}
+
+#[test]
+fn ctrl_c_saves_a_checkpoint_and_exits_cleanly() {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("train_sigint");
+    let _ = std::fs::remove_dir_all(&root);
+    let config = write_config(&root, "total_step: 100000\nverbose: 0\nfrequent: 1\nsave_verbose: 100000\n");
+    let mut child = Command::new(BIN)
+        .args(["train", config.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let losses_file = root.join("out/losses.jsonl");
+    let start = Instant::now();
+    while std::fs::read_to_string(&losses_file).map_or(0, |t| t.lines().count()) < 2 {
+        assert!(start.elapsed() < Duration::from_secs(120), "training did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("interrupted"), "{t}");
+    let checkpoints: Vec<_> = std::fs::read_dir(root.join("out/checkpoints")).unwrap().collect();
+    assert_eq!(checkpoints.len(), 1, "one checkpoint at the interruption");
+}
