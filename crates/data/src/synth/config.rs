@@ -40,6 +40,9 @@ pub struct SynthConfig {
     pub fgnet_images_per_subject: usize,
     /// JPEG quality of every written image.
     pub jpeg_quality: u8,
+    /// Photographic nuisance, 0..=1 (see `ImagePolicy::nuisance`): 1 the full variation,
+    /// lower for cleaner pictures with the same labels.
+    pub nuisance: f32,
 }
 
 impl Default for SynthConfig {
@@ -66,6 +69,7 @@ impl Default for SynthConfig {
             fgnet_subjects: 30,
             fgnet_images_per_subject: 10,
             jpeg_quality: 92,
+            nuisance: 1.0,
         }
     }
 }
@@ -141,6 +145,9 @@ impl SynthConfig {
         }
         if self.fgnet_images_per_subject > 60 {
             return bad("FG-NET subjects have at most 60 images (one name per age)".into());
+        }
+        if !(0.0..=1.0).contains(&self.nuisance) {
+            return bad(format!("nuisance {} is outside [0, 1]", self.nuisance));
         }
         if self.jpeg_quality == 0 || self.jpeg_quality > 100 {
             return bad(format!(

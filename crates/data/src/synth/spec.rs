@@ -20,6 +20,13 @@ pub struct ImagePolicy {
     pub max_scale: f32,
     /// Largest shift along each axis, pixels.
     pub max_shift: f32,
+    /// How much of the photographic nuisance is applied, 0..=1: pose jitter, background
+    /// contrast, lighting, exposure, colour cast, sensor noise, the slight blur of sharp
+    /// photos and weak expressions (below 1 expressions are also exaggerated, up to 1.5x at
+    /// 0). 1 is the full variation; 0 a studio shot (the
+    /// `Blurry` attribute's strong blur and every label are unchanged). The same random
+    /// draws are made at any level, so only the amounts change.
+    pub nuisance: f32,
 }
 
 impl ImagePolicy {
@@ -31,7 +38,14 @@ impl ImagePolicy {
             max_rotation_deg: 10.0,
             max_scale: 0.10,
             max_shift: 6.0,
+            nuisance: 1.0,
         }
+    }
+
+    /// The same policy at nuisance level `level` (clamped to 0..=1).
+    pub fn with_nuisance(mut self, level: f32) -> Self {
+        self.nuisance = level.clamp(0.0, 1.0);
+        self
     }
 
     /// Balanced expressions (RAF-DB, AffectNet).
@@ -291,7 +305,9 @@ impl Look {
             sag: ramp(48.0, 80.0, age),
             grey,
             expression,
-            intensity: rng.range(0.75, 1.0),
+            // Cleaner pictures also exaggerate expressions, up to 1.5x in a studio shot.
+            intensity: (1.0 - (1.0 - rng.range(0.75, 1.0)) * policy.nuisance)
+                * (1.0 + 0.5 * (1.0 - policy.nuisance)),
             mouth_gap,
             bald,
             receding,
@@ -320,7 +336,7 @@ impl Look {
             blur_sigma: if blurry {
                 rng.range(1.5, 2.4)
             } else {
-                rng.range(0.0, 0.4)
+                rng.range(0.0, 0.4) * policy.nuisance
             },
         }
     }
@@ -328,13 +344,16 @@ impl Look {
 
 impl Scene {
     fn sample(policy: &ImagePolicy, rng: &mut SynthRng) -> Scene {
+        let n = policy.nuisance;
+        // Towards 1 (or a mean) as the nuisance level falls.
+        let about_one = |v: f32| 1.0 + (v - 1.0) * n;
         let transform = Similarity {
-            scale: 1.0 + rng.symmetric(policy.max_scale),
-            angle: rng.symmetric(policy.max_rotation_deg).to_radians(),
+            scale: 1.0 + rng.symmetric(policy.max_scale) * n,
+            angle: (rng.symmetric(policy.max_rotation_deg) * n).to_radians(),
             pivot: v2(56.0, 56.0),
             shift: v2(
-                rng.symmetric(policy.max_shift),
-                rng.symmetric(policy.max_shift),
+                rng.symmetric(policy.max_shift) * n,
+                rng.symmetric(policy.max_shift) * n,
             ),
         };
         let background = match rng.below(4) {
@@ -343,13 +362,17 @@ impl Scene {
             2 => BackgroundKind::Blobs,
             _ => BackgroundKind::Tiles,
         };
-        let colours = [random_colour(rng), random_colour(rng), random_colour(rng)];
+        let raw = [random_colour(rng), random_colour(rng), random_colour(rng)];
+        // Background patterns fade to their mean colour as the nuisance level falls.
+        let mean: [f32; 3] = std::array::from_fn(|c| raw.iter().map(|k| k[c]).sum::<f32>() / 3.0);
+        let fade = |k: [f32; 3]| -> [f32; 3] { std::array::from_fn(|c| mean[c] + (k[c] - mean[c]) * n) };
+        let colours = raw.map(fade);
         let blobs = (0..rng.below(5) + 3)
             .map(|_| {
                 (
                     v2(rng.range(-10.0, 122.0), rng.range(-10.0, 122.0)),
                     rng.range(10.0, 40.0),
-                    random_colour(rng),
+                    fade(random_colour(rng)),
                 )
             })
             .collect();
@@ -363,15 +386,15 @@ impl Scene {
             pattern_phase: rng.range(0.0, std::f32::consts::TAU),
             blobs,
             light_direction: v2(light_angle.cos(), light_angle.sin()),
-            light_strength: rng.range(0.0, 0.35),
-            brightness: rng.range(0.8, 1.15),
-            contrast: rng.range(0.8, 1.2),
+            light_strength: rng.range(0.0, 0.35) * n,
+            brightness: about_one(rng.range(0.8, 1.15)),
+            contrast: about_one(rng.range(0.8, 1.2)),
             colour_cast: [
-                rng.range(0.93, 1.07),
-                rng.range(0.93, 1.07),
-                rng.range(0.93, 1.07),
+                about_one(rng.range(0.93, 1.07)),
+                about_one(rng.range(0.93, 1.07)),
+                about_one(rng.range(0.93, 1.07)),
             ],
-            noise_sigma: rng.range(0.008, 0.03),
+            noise_sigma: rng.range(0.008, 0.03) * n.max(0.25),
             noise_seed: rng.next_u64(),
         }
     }

@@ -240,7 +240,7 @@ impl<'a> Writer<'a> {
         let end_images = (images + 1) as f32;
         let end_ids = (images + 1 + ids) as f32;
         rec.write_packed(0, &IrHeader::vector(vec![end_images, end_ids], 0), &[])?;
-        let policy = ImagePolicy::portraits();
+        let policy = ImagePolicy::portraits().with_nuisance(self.config.nuisance);
         let ages = AgeRange {
             min: 5.0,
             max: 80.0,
@@ -320,8 +320,8 @@ impl<'a> Writer<'a> {
             min: 5.0,
             max: 80.0,
         };
-        let portraits = ImagePolicy::portraits();
-        let wide = ImagePolicy::wide_pose();
+        let portraits = ImagePolicy::portraits().with_nuisance(self.config.nuisance);
+        let wide = ImagePolicy::wide_pose().with_nuisance(self.config.nuisance);
         let rendered: Vec<(Vec<u8>, Vec<u8>)> = (0..pairs)
             .into_par_iter()
             .map(|i| {
@@ -432,7 +432,7 @@ impl<'a> Writer<'a> {
                 },
             },
         ];
-        let policy = ImagePolicy::portraits();
+        let policy = ImagePolicy::portraits().with_nuisance(self.config.nuisance);
         for source in sources {
             if source.rows == 0 {
                 continue;
@@ -477,7 +477,7 @@ impl<'a> Writer<'a> {
         if total == 0 {
             return Ok(());
         }
-        let policy = ImagePolicy::celebrities();
+        let policy = ImagePolicy::celebrities().with_nuisance(self.config.nuisance);
         let ages = AgeRange {
             min: 12.0,
             max: 75.0,
@@ -547,7 +547,7 @@ impl<'a> Writer<'a> {
         let dir = self.root.join("RAF").join("basic");
         let aligned = dir.join("Image").join("aligned");
         create_dir(&aligned)?;
-        let policy = ImagePolicy::expressions();
+        let policy = ImagePolicy::expressions().with_nuisance(self.config.nuisance);
         let ages = AgeRange {
             min: 5.0,
             max: 80.0,
@@ -583,7 +583,7 @@ impl<'a> Writer<'a> {
             return Ok(());
         }
         let dir = self.root.join("AffectNet");
-        let policy = ImagePolicy::expressions();
+        let policy = ImagePolicy::expressions().with_nuisance(self.config.nuisance);
         let ages = AgeRange {
             min: 5.0,
             max: 80.0,
@@ -611,7 +611,7 @@ impl<'a> Writer<'a> {
             return Ok(());
         }
         let dir = self.root.join("LAP_test");
-        let policy = ImagePolicy::portraits();
+        let policy = ImagePolicy::portraits().with_nuisance(self.config.nuisance);
         let ages = AgeRange {
             min: 3.0,
             max: 80.0,
@@ -668,7 +668,7 @@ impl<'a> Writer<'a> {
                 chosen
             })
             .collect();
-        let policy = ImagePolicy::portraits();
+        let policy = ImagePolicy::portraits().with_nuisance(self.config.nuisance);
         let rows = self.write_folder(&dir.join("data"), total, |k| {
             let (s, j) = (k / per, k % per);
             let age = ages[s][j];
