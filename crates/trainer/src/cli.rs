@@ -40,13 +40,29 @@ pub enum OutputFormat {
     Json,
 }
 
-/// Where the model runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// Where the model runs (a flag, and the training config's `device`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum DeviceChoice {
     /// CUDA when available, else the CPU.
+    #[default]
     Auto,
     Cpu,
     Cuda,
+}
+
+impl DeviceChoice {
+    /// The device, or an error when CUDA is asked for and missing.
+    pub fn device(self) -> anyhow::Result<tch::Device> {
+        Ok(match self {
+            DeviceChoice::Auto => tch::Device::cuda_if_available(),
+            DeviceChoice::Cpu => tch::Device::Cpu,
+            DeviceChoice::Cuda if tch::Cuda::is_available() => tch::Device::Cuda(0),
+            DeviceChoice::Cuda => anyhow::bail!("device cuda was requested but CUDA is not available"),
+        })
+    }
 }
 
 #[derive(Debug, clap::Args)]

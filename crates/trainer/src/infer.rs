@@ -12,12 +12,12 @@ use swinface_data::preprocess::{load_face, to_normalised_tensor, DecodeLimits, F
 use swinface_model::{SwinFace, SwinFaceConfig, TASK_NAMES};
 use tch::{nn, Device, Kind, Tensor};
 
-use crate::cli::{DeviceChoice, InferArgs, OutputFormat};
+use crate::cli::{InferArgs, OutputFormat};
 use landmarks::LandmarkTable;
 use report::{predict, write_table, Extras, Prediction};
 
 pub fn run(args: &InferArgs) -> Result<ExitCode> {
-    let device = choose_device(args.device)?;
+    let device = args.device.device()?;
     let cfg = load_config(args.config.as_deref())?;
     let landmarks = args.landmarks.as_deref().map(read_landmarks).transpose()?;
     let (model, _vs) = load_model(&args.checkpoint, &cfg, device)?;
@@ -81,14 +81,6 @@ pub fn run(args: &InferArgs) -> Result<ExitCode> {
     }
 }
 
-fn choose_device(choice: DeviceChoice) -> Result<Device> {
-    Ok(match choice {
-        DeviceChoice::Auto => Device::cuda_if_available(),
-        DeviceChoice::Cpu => Device::Cpu,
-        DeviceChoice::Cuda if tch::Cuda::is_available() => Device::Cuda(0),
-        DeviceChoice::Cuda => bail!("--device cuda was requested but CUDA is not available"),
-    })
-}
 
 fn load_config(path: Option<&Path>) -> Result<SwinFaceConfig> {
     let Some(path) = path else {

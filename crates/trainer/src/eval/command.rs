@@ -49,14 +49,6 @@ pub struct EvalArgs {
     pub device: DeviceChoice,
 }
 
-fn choose_device(choice: DeviceChoice) -> Result<Device> {
-    Ok(match choice {
-        DeviceChoice::Auto => Device::cuda_if_available(),
-        DeviceChoice::Cpu => Device::Cpu,
-        DeviceChoice::Cuda if tch::Cuda::is_available() => Device::Cuda(0),
-        DeviceChoice::Cuda => bail!("--device cuda was requested but CUDA is not available"),
-    })
-}
 
 /// Builds the model of `cfg` on `device` and loads `checkpoint` into it; the VarStore owns
 /// the weights.
@@ -94,7 +86,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
                 .join(", ")
         );
     }
-    let device = choose_device(args.device)?;
+    let device = args.device.device()?;
     let (model, _vs) = load_model(&args.checkpoint, &cfg.model, device)?;
     let img_size = u32::try_from(cfg.model.swin.img_size).context("model img_size")?;
     if img_size != cfg.data.img_size {

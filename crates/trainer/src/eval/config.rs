@@ -45,7 +45,7 @@ pub struct EvalConfig {
 }
 
 /// The top-level keys a serde struct owns (from its default value).
-fn keys_of<T: Serialize + Default>() -> Vec<String> {
+pub(crate) fn keys_of<T: Serialize + Default>() -> Vec<String> {
     match serde_yaml::to_value(T::default()) {
         Ok(serde_yaml::Value::Mapping(map)) => map
             .keys()

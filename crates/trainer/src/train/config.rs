@@ -15,7 +15,8 @@ use swinface_loss::{
 };
 use swinface_model::SwinFaceConfig;
 
-use crate::eval::config::{EvalConfig, EvalSettings};
+use crate::cli::DeviceChoice;
+use crate::eval::config::{keys_of, EvalConfig, EvalSettings};
 
 /// Which stage of the official recipe a config trains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -26,17 +27,6 @@ pub enum Stage {
     Multitask,
     /// Recognition only (insightface arcface_torch): the backbone pretraining.
     Recognition,
-}
-
-/// Where training runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeviceSetting {
-    /// CUDA when available, else the CPU.
-    #[default]
-    Auto,
-    Cpu,
-    Cuda,
 }
 
 /// Which evaluation result picks the best checkpoint.
@@ -81,7 +71,7 @@ pub struct TrainSettings {
     pub num_workers: usize,
     /// libtorch intra-op threads (0: libtorch's default).
     pub torch_threads: usize,
-    pub device: DeviceSetting,
+    pub device: DeviceChoice,
     /// Steps in a row with a non-finite loss after which training stops.
     pub max_nonfinite_steps: u64,
     /// The analysis streams' training transform (timm's, as the official code sets it).
@@ -113,7 +103,7 @@ impl Default for TrainSettings {
             best_metric: BestMetric::Auto,
             num_workers: 0,
             torch_threads: 0,
-            device: DeviceSetting::Auto,
+            device: DeviceChoice::Auto,
             max_nonfinite_steps: 10,
             analysis_augment: AnalysisAugmentConfig::default(),
             recognition_augment: RecognitionTransform::default(),
@@ -158,17 +148,6 @@ pub enum ConfigError {
     },
     #[error("--set {arg}: {message}")]
     Override { arg: String, message: String },
-}
-
-/// The top-level keys a serde struct owns (from its default value).
-fn keys_of<T: Serialize + Default>() -> Vec<String> {
-    match serde_yaml::to_value(T::default()) {
-        Ok(serde_yaml::Value::Mapping(map)) => map
-            .keys()
-            .filter_map(|k| k.as_str().map(str::to_owned))
-            .collect(),
-        _ => Vec::new(),
-    }
 }
 
 /// Every top-level key of a training config, sorted.

@@ -27,7 +27,7 @@ use swinface_loss::SingleProcess;
 use tch::Device;
 
 use self::checkpoint::{BestRecord, CheckpointStore, TrainState, STATE_FORMAT, STATE_VERSION};
-use self::config::{DeviceSetting, Stage, TrainConfig};
+use self::config::{Stage, TrainConfig};
 use self::learner::{Learner, StepOutcome};
 use self::progress::Progress;
 use self::streams::Streams;
@@ -81,15 +81,6 @@ pub struct TrainArgs {
     /// Stop after this many steps of this invocation, saving a checkpoint (as Ctrl-C does).
     #[arg(long, value_name = "N")]
     pub stop_after: Option<u64>,
-}
-
-fn choose_device(setting: DeviceSetting) -> Result<Device> {
-    Ok(match setting {
-        DeviceSetting::Auto => Device::cuda_if_available(),
-        DeviceSetting::Cpu => Device::Cpu,
-        DeviceSetting::Cuda if tch::Cuda::is_available() => Device::Cuda(0),
-        DeviceSetting::Cuda => bail!("device: cuda was requested but CUDA is not available"),
-    })
 }
 
 /// The output directory must be writable before any work starts.
@@ -190,7 +181,7 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
     if config.train.torch_threads > 0 {
         tch::set_num_threads(config.train.torch_threads as i32);
     }
-    let device = choose_device(config.train.device)?;
+    let device = config.train.device.device()?;
     let (rank, world_size) = (0usize, 1usize);
 
     let streams = Streams::open(&config, rank, world_size, device.is_cuda())?;
@@ -227,6 +218,8 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
         steps_per_epoch,
         output.display()
     ));
+    let events = progress.events.path().display().to_string();
+    progress.line(&format!("  TensorBoard events: {events}"));
     for s in streams.info() {
         progress.line(&format!(
             "  stream {:<12} {:>8} samples, batch {:>4}, {:>6} batches per epoch",
