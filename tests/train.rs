@@ -94,7 +94,11 @@ fn train(config: &Path, more: &[&str]) -> Output {
     let mut args = vec!["train", config.to_str().unwrap()];
     args.extend_from_slice(more);
     let out = swinface(&args);
-    assert!(out.status.success(), "swinface train failed:\n{}", text(&out));
+    assert!(
+        out.status.success(),
+        "swinface train failed:\n{}",
+        text(&out)
+    );
     out
 }
 
@@ -121,8 +125,15 @@ fn resume_continues_bit_identically() {
     // numbers: all must continue exactly.
     let whole = write_config(&root.join("whole"), "");
     let sets = [
-        "total_step=9", "warmup_step=2", "save_verbose=4", "frequent=1", "verbose=0",
-        "sample_rate=0.5", "tss_drop_rate=0.5", "seed=11", "swin.drop_path_rate=0.2",
+        "total_step=9",
+        "warmup_step=2",
+        "save_verbose=4",
+        "frequent=1",
+        "verbose=0",
+        "sample_rate=0.5",
+        "tss_drop_rate=0.5",
+        "seed=11",
+        "swin.drop_path_rate=0.2",
     ];
     let mut args: Vec<&str> = Vec::new();
     for s in &sets {
@@ -136,13 +147,21 @@ fn resume_continues_bit_identically() {
     let mut first = args.clone();
     first.extend_from_slice(&["--stop-after", "6"]);
     let out = train(&parts, &first);
-    assert!(text(&out).contains("--stop-after reached"), "{}", text(&out));
+    assert!(
+        text(&out).contains("--stop-after reached"),
+        "{}",
+        text(&out)
+    );
     let parts_out = root.join("parts/out");
     assert!(parts_out.join("checkpoints/step_5").is_dir());
     // A second start without --resume refuses to overwrite.
     let refused = swinface(&["train", parts.to_str().unwrap(), "--set", "total_step=9"]);
     assert!(!refused.status.success());
-    assert!(text(&refused).contains("--resume auto"), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("--resume auto"),
+        "{}",
+        text(&refused)
+    );
     let mut second = args.clone();
     second.extend_from_slice(&["--resume", "auto"]);
     let out = train(&parts, &second);
@@ -153,14 +172,22 @@ fn resume_continues_bit_identically() {
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
     for (step, va) in &a {
         let vb = &b[step];
-        for key in ["total", "recognition", "analysis", "learning_rates", "grad_norm"] {
+        for key in [
+            "total",
+            "recognition",
+            "analysis",
+            "learning_rates",
+            "grad_norm",
+        ] {
             assert_eq!(va[key], vb[key], "step {step}: {key} differs after resume");
         }
     }
     // The losses moved (the test would pass trivially on a constant).
     assert_ne!(a[&0]["total"], a[&8]["total"]);
     let final_model = |out: &Path| {
-        read_native(&out.join("checkpoints/step_8/model.safetensors")).unwrap().0
+        read_native(&out.join("checkpoints/step_8/model.safetensors"))
+            .unwrap()
+            .0
     };
     let (ma, mb) = (final_model(&whole_out), final_model(&parts_out));
     assert_eq!(ma.len(), mb.len());
@@ -169,7 +196,9 @@ fn resume_continues_bit_identically() {
         assert!(ta.equal(tb), "{ka} differs after resume");
     }
     // keep_checkpoints (3 by default) bounds what is kept.
-    let kept: Vec<_> = std::fs::read_dir(parts_out.join("checkpoints")).unwrap().collect();
+    let kept: Vec<_> = std::fs::read_dir(parts_out.join("checkpoints"))
+        .unwrap()
+        .collect();
     assert!(kept.len() <= 3, "{} checkpoints kept", kept.len());
 
     // A checkpoint's model loads in `swinface eval` as it is.
@@ -177,7 +206,10 @@ fn resume_continues_bit_identically() {
     let out = swinface(&[
         "eval",
         "--checkpoint",
-        whole_out.join("checkpoints/step_8/model.safetensors").to_str().unwrap(),
+        whole_out
+            .join("checkpoints/step_8/model.safetensors")
+            .to_str()
+            .unwrap(),
         "--config",
         whole_out.join("config.yaml").to_str().unwrap(),
         "--only",
@@ -212,25 +244,45 @@ analysis_augment:
     );
     let out = train(&config, &[]);
     let stdout = text(&out);
-    assert!(stdout.contains("before training:") && stdout.contains("after training:"), "{stdout}");
+    assert!(
+        stdout.contains("before training:") && stdout.contains("after training:"),
+        "{stdout}"
+    );
     let output = root.join("out");
     let summary: Value =
-        serde_json::from_str(&std::fs::read_to_string(output.join("summary.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(output.join("summary.json")).unwrap())
+            .unwrap();
     let before = &summary["before"];
     let after = &summary["after"];
     // Learning happened: training-set losses fell and held-out numbers improved.
     let l = losses(&output);
     let mean = |steps: std::ops::Range<u64>| {
-        steps.clone().map(|s| l[&s]["total"].as_f64().unwrap()).sum::<f64>() / steps.count() as f64
+        steps
+            .clone()
+            .map(|s| l[&s]["total"].as_f64().unwrap())
+            .sum::<f64>()
+            / steps.count() as f64
     };
     let (early, late) = (mean(0..5), mean(55..60));
     assert!(late < 0.7 * early, "loss {early} -> {late}");
     let attr = |s: &Value| s["attribute_mean_accuracy"].as_f64().unwrap();
     let expr = |s: &Value| s["expression_accuracy"].as_f64().unwrap();
-    assert!(attr(after) > attr(before) + 0.08, "attributes {} -> {}", attr(before), attr(after));
-    assert!(expr(after) > expr(before) + 0.1, "expression {} -> {}", expr(before), expr(after));
+    assert!(
+        attr(after) > attr(before) + 0.08,
+        "attributes {} -> {}",
+        attr(before),
+        attr(after)
+    );
+    assert!(
+        expr(after) > expr(before) + 0.1,
+        "expression {} -> {}",
+        expr(before),
+        expr(after)
+    );
     assert!(output.join("best.safetensors").is_file());
-    assert!(std::fs::read_to_string(output.join("train.log")).unwrap().contains("eval step 29"));
+    assert!(std::fs::read_to_string(output.join("train.log"))
+        .unwrap()
+        .contains("eval step 29"));
 
     // TensorBoard's own reader sees the scalars, the evaluation metrics and the image.
     let script = r#"
@@ -250,19 +302,29 @@ print(json.dumps(out))
         .expect("python");
     assert!(py.status.success());
     let tb: Value = serde_json::from_slice(&py.stdout).unwrap();
-    let series = |tag: &str| tb[tag].as_array().unwrap_or_else(|| panic!("no {tag} in {tb}")).clone();
+    let series = |tag: &str| {
+        tb[tag]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {tag} in {tb}"))
+            .clone()
+    };
     assert_eq!(series("loss/total").len(), 12, "every 5th step is logged");
     assert_eq!(series("loss/Expression").len(), 12);
     assert_eq!(series("loss/Wearing Necktie").len(), 12);
     assert_eq!(series("lr/backbone").len(), 12);
     assert_eq!(series("lr/partial_fc").len(), 12);
-    assert!(series("train/images_per_second").iter().all(|v| v.as_f64().unwrap() > 0.0));
+    assert!(series("train/images_per_second")
+        .iter()
+        .all(|v| v.as_f64().unwrap() > 0.0));
     assert_eq!(series("eval/raf_top1").len(), 2);
     assert_eq!(series("eval/lfw_accuracy").len(), 2);
     assert_eq!(series("eval/celeba/Smiling").len(), 2);
     let first_loss = series("loss/total")[0].as_f64().unwrap();
     let logged = l[&4]["total"].as_f64().unwrap();
-    assert!((first_loss - logged).abs() <= 1e-4 * logged.abs(), "{first_loss} vs {logged}");
+    assert!(
+        (first_loss - logged).abs() <= 1e-4 * logged.abs(),
+        "{first_loss} vs {logged}"
+    );
     let images = &tb["__images__"]["eval/raf_confusion"];
     assert_eq!(images.as_array().map(Vec::len), Some(2), "{tb}");
     assert!(images[0][0].as_u64().unwrap() > 100);
@@ -281,15 +343,24 @@ fn official_recipe_configs_run_their_first_steps() {
     let out = train(
         &pretrain,
         &[
-            "--output", pre_out.to_str().unwrap(),
-            "--set", &format!("rec={}", at("faces_emore")),
-            "--set", "num_classes=24",
-            "--set", "num_image=144",
-            "--set", "recognition_bz=4",
-            "--set", "val_targets=[]",
-            "--set", "device=cpu",
-            "--set", "frequent=1",
-            "--stop-after", "2",
+            "--output",
+            pre_out.to_str().unwrap(),
+            "--set",
+            &format!("rec={}", at("faces_emore")),
+            "--set",
+            "num_classes=24",
+            "--set",
+            "num_image=144",
+            "--set",
+            "recognition_bz=4",
+            "--set",
+            "val_targets=[]",
+            "--set",
+            "device=cpu",
+            "--set",
+            "frequent=1",
+            "--stop-after",
+            "2",
         ],
     );
     assert!(text(&out).contains("recognition stage"), "{}", text(&out));
@@ -309,11 +380,17 @@ fn official_recipe_configs_run_their_first_steps() {
         format!("AffectNet_label={}", at("AffectNet/label.txt")),
         format!("RAF_data={}", at("RAF/basic")),
         format!("RAF_label={}", at("RAF/basic/list_patition_label.txt")),
-        "CelebA_test_data=null".into(), "CelebA_test_label=null".into(),
-        "CLAP_test_data=null".into(), "CLAP_test_label=null".into(),
-        "FGnet_data=null".into(), "FGnet_label=null".into(),
+        "CelebA_test_data=null".into(),
+        "CelebA_test_label=null".into(),
+        "CLAP_test_data=null".into(),
+        "CLAP_test_label=null".into(),
+        "FGnet_data=null".into(),
+        "FGnet_label=null".into(),
         "val_targets=[]".into(),
-        "recognition_bz=2".into(), "age_gender_bz=2".into(), "CelebA_bz=2".into(), "expression_bz=2".into(),
+        "recognition_bz=2".into(),
+        "age_gender_bz=2".into(),
+        "CelebA_bz=2".into(),
+        "expression_bz=2".into(),
         format!("init_model={}", backbone.display()),
         "device=cpu".into(),
         "frequent=1".into(),
@@ -327,15 +404,35 @@ fn official_recipe_configs_run_their_first_steps() {
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = train(&official, &refs);
     let t = text(&out);
-    assert!(t.contains("multitask stage") && t.contains("backbone initialised from"), "{t}");
-    assert!(t.contains("0 missing"), "every backbone tensor comes from the pretrained model: {t}");
+    assert!(
+        t.contains("multitask stage") && t.contains("backbone initialised from"),
+        "{t}"
+    );
+    assert!(
+        t.contains("0 missing"),
+        "every backbone tensor comes from the pretrained model: {t}"
+    );
     let l = losses(&multi_out);
     assert_eq!(l.len(), 2);
     assert!(l.values().all(|v| v["total"].as_f64().unwrap().is_finite()));
     // The official recipe's resolved numbers.
     let resolved = std::fs::read_to_string(multi_out.join("config.yaml")).unwrap();
-    for line in ["lr: 0.0005", "weight_decay: 0.05", "warmup_step: 8000", "total_step: 80000", "sample_rate: 0.3", "fp16: true", "seed: 2048", "verbose: 2000", "save_verbose: 4000", "backbone_lr_scale: 0.1"] {
-        assert!(resolved.lines().any(|l| l.trim() == line), "resolved config lacks `{line}`:\n{resolved}");
+    for line in [
+        "lr: 0.0005",
+        "weight_decay: 0.05",
+        "warmup_step: 8000",
+        "total_step: 80000",
+        "sample_rate: 0.3",
+        "fp16: true",
+        "seed: 2048",
+        "verbose: 2000",
+        "save_verbose: 4000",
+        "backbone_lr_scale: 0.1",
+    ] {
+        assert!(
+            resolved.lines().any(|l| l.trim() == line),
+            "resolved config lacks `{line}`:\n{resolved}"
+        );
     }
 }
 
@@ -343,7 +440,10 @@ fn official_recipe_configs_run_their_first_steps() {
 fn bad_situations_are_reported_before_or_during_training() {
     let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("train_bad");
     let _ = std::fs::remove_dir_all(&root);
-    let config = write_config(&root, "total_step: 20\nverbose: 0\nfrequent: 1\nmax_nonfinite_steps: 2\n");
+    let config = write_config(
+        &root,
+        "total_step: 20\nverbose: 0\nfrequent: 1\nmax_nonfinite_steps: 2\n",
+    );
     let run = |more: &[&str]| {
         let mut args = vec!["train", config.to_str().unwrap()];
         args.extend_from_slice(more);
@@ -353,36 +453,62 @@ fn bad_situations_are_reported_before_or_during_training() {
     let out = run(&["--set", "lr=1e30", "--set", "warmup_step=0"]);
     assert!(!out.status.success());
     let t = text(&out);
-    assert!(t.contains("non-finite loss") && t.contains("2 steps in a row"), "{t}");
+    assert!(
+        t.contains("non-finite loss") && t.contains("2 steps in a row"),
+        "{t}"
+    );
     // Too little data for one batch: reported before training, naming the stream.
     let out = run(&["--set", "recognition_bz=500"]);
     assert!(!out.status.success());
     let t = text(&out);
-    assert!(t.contains("recognition stream") && t.contains("fewer than one batch"), "{t}");
+    assert!(
+        t.contains("recognition stream") && t.contains("fewer than one batch"),
+        "{t}"
+    );
     assert!(!t.contains("step 1/"), "{t}");
     // An output directory that cannot be created.
     let blocker = root.join("a_file");
     std::fs::write(&blocker, b"x").unwrap();
     let out = run(&["--output", blocker.join("sub").to_str().unwrap()]);
     assert!(!out.status.success());
-    assert!(text(&out).contains("cannot create the output directory"), "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot create the output directory"),
+        "{}",
+        text(&out)
+    );
     // Missing inputs are named before any work starts.
     let out = run(&["--set", "RAF_label=/nonexistent/list.txt"]);
     assert!(!out.status.success());
-    assert!(text(&out).contains("RAF_label: /nonexistent/list.txt"), "{}", text(&out));
+    assert!(
+        text(&out).contains("RAF_label: /nonexistent/list.txt"),
+        "{}",
+        text(&out)
+    );
     // Unknown keys list the valid ones; wrong types name the part.
     let out = run(&["--set", "learning_rate=0.1"]);
     let t = text(&out);
-    assert!(!out.status.success() && t.contains("unknown key learning_rate") && t.contains("valid keys:"), "{t}");
+    assert!(
+        !out.status.success()
+            && t.contains("unknown key learning_rate")
+            && t.contains("valid keys:"),
+        "{t}"
+    );
     let out = run(&["--set", "lr=fast"]);
-    assert!(!out.status.success() && text(&out).contains("optimizer"), "{}", text(&out));
+    assert!(
+        !out.status.success() && text(&out).contains("optimizer"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
 fn ctrl_c_saves_a_checkpoint_and_exits_cleanly() {
     let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("train_sigint");
     let _ = std::fs::remove_dir_all(&root);
-    let config = write_config(&root, "total_step: 100000\nverbose: 0\nfrequent: 1\nsave_verbose: 100000\n");
+    let config = write_config(
+        &root,
+        "total_step: 100000\nverbose: 0\nfrequent: 1\nsave_verbose: 100000\n",
+    );
     let mut child = Command::new(BIN)
         .args(["train", config.to_str().unwrap()])
         .stdout(Stdio::piped())
@@ -392,15 +518,24 @@ fn ctrl_c_saves_a_checkpoint_and_exits_cleanly() {
     let losses_file = root.join("out/losses.jsonl");
     let start = Instant::now();
     while std::fs::read_to_string(&losses_file).map_or(0, |t| t.lines().count()) < 2 {
-        assert!(start.elapsed() < Duration::from_secs(120), "training did not start");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "training did not start"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
     let out = child.wait_with_output().unwrap();
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     assert!(t.contains("interrupted"), "{t}");
-    let checkpoints: Vec<_> = std::fs::read_dir(root.join("out/checkpoints")).unwrap().collect();
+    let checkpoints: Vec<_> = std::fs::read_dir(root.join("out/checkpoints"))
+        .unwrap()
+        .collect();
     assert_eq!(checkpoints.len(), 1, "one checkpoint at the interruption");
 }

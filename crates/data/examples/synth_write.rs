@@ -7,5 +7,10 @@ fn main() {
     let t = std::time::Instant::now();
     let m = write_all(std::path::Path::new(&args[2]), &config).unwrap();
     let s = t.elapsed().as_secs_f64();
-    println!("{} images in {:.1}s = {:.0}/s", m.counts["total_images"], s, m.counts["total_images"] as f64 / s);
+    println!(
+        "{} images in {:.1}s = {:.0}/s",
+        m.counts["total_images"],
+        s,
+        m.counts["total_images"] as f64 / s
+    );
 }

@@ -60,7 +60,9 @@ impl DeviceChoice {
             DeviceChoice::Auto => tch::Device::cuda_if_available(),
             DeviceChoice::Cpu => tch::Device::Cpu,
             DeviceChoice::Cuda if tch::Cuda::is_available() => tch::Device::Cuda(0),
-            DeviceChoice::Cuda => anyhow::bail!("device cuda was requested but CUDA is not available"),
+            DeviceChoice::Cuda => {
+                anyhow::bail!("device cuda was requested but CUDA is not available")
+            }
         })
     }
 }

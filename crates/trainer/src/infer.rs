@@ -81,7 +81,6 @@ pub fn run(args: &InferArgs) -> Result<ExitCode> {
     }
 }
 
-
 fn load_config(path: Option<&Path>) -> Result<SwinFaceConfig> {
     let Some(path) = path else {
         return Ok(SwinFaceConfig::default());

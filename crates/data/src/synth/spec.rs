@@ -365,7 +365,8 @@ impl Scene {
         let raw = [random_colour(rng), random_colour(rng), random_colour(rng)];
         // Background patterns fade to their mean colour as the nuisance level falls.
         let mean: [f32; 3] = std::array::from_fn(|c| raw.iter().map(|k| k[c]).sum::<f32>() / 3.0);
-        let fade = |k: [f32; 3]| -> [f32; 3] { std::array::from_fn(|c| mean[c] + (k[c] - mean[c]) * n) };
+        let fade =
+            |k: [f32; 3]| -> [f32; 3] { std::array::from_fn(|c| mean[c] + (k[c] - mean[c]) * n) };
         let colours = raw.map(fade);
         let blobs = (0..rng.below(5) + 3)
             .map(|_| {

@@ -49,7 +49,6 @@ pub struct EvalArgs {
     pub device: DeviceChoice,
 }
 
-
 /// Builds the model of `cfg` on `device` and loads `checkpoint` into it; the VarStore owns
 /// the weights.
 pub fn load_model(

@@ -84,7 +84,8 @@ fn sync_dir(dir: &Path) {
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut file =
+        File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
         .with_context(|| format!("cannot write {}", path.display()))
@@ -194,13 +195,19 @@ impl CheckpointStore {
         let all = self.list()?;
         let excess = all.len().saturating_sub(self.keep);
         for (_, path) in all.into_iter().take(excess) {
-            fs::remove_dir_all(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+            fs::remove_dir_all(&path)
+                .with_context(|| format!("cannot remove {}", path.display()))?;
         }
         Ok(())
     }
 
     /// Writes the best model to `best.safetensors` beside the checkpoints, atomically.
-    pub fn save_best(&self, output: &Path, learner: &Learner, best: &BestRecord) -> Result<PathBuf> {
+    pub fn save_best(
+        &self,
+        output: &Path,
+        learner: &Learner,
+        best: &BestRecord,
+    ) -> Result<PathBuf> {
         let path = output.join("best.safetensors");
         let mut meta = BTreeMap::new();
         meta.insert("global_step".to_owned(), best.global_step.to_string());

@@ -10,9 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use swinface_data::augment::{AnalysisAugmentConfig, RecognitionTransform};
 use swinface_data::streams::DataConfig;
-use swinface_loss::{
-    AmpConfig, LossWeights, OptimizerConfig, PartialFcConfig, ScheduleConfig,
-};
+use swinface_loss::{AmpConfig, LossWeights, OptimizerConfig, PartialFcConfig, ScheduleConfig};
 use swinface_model::SwinFaceConfig;
 
 use crate::cli::DeviceChoice;
@@ -224,7 +222,10 @@ pub fn apply_override(map: &mut serde_yaml::Mapping, arg: &str) -> Result<(), Co
 }
 
 /// Reads `path` and applies `overrides`; the map is what [`TrainConfig::from_map`] takes.
-pub fn read_config_map(path: &Path, overrides: &[String]) -> Result<serde_yaml::Mapping, ConfigError> {
+pub fn read_config_map(
+    path: &Path,
+    overrides: &[String],
+) -> Result<serde_yaml::Mapping, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
@@ -280,7 +281,9 @@ impl TrainConfig {
             message,
         };
         let model: SwinFaceConfig = part(map, path, "model", &[])?;
-        model.validate().map_err(|e| invalid(format!("model: {e}")))?;
+        model
+            .validate()
+            .map_err(|e| invalid(format!("model: {e}")))?;
         let data: DataConfig = part(map, path, "data", &[])?;
         data.validate().map_err(|e| invalid(format!("data: {e}")))?;
         let optimizer: OptimizerConfig = part(map, path, "optimizer", &[])?;
@@ -334,7 +337,10 @@ impl TrainConfig {
             return Err("num_classes must be at least 1".into());
         }
         if !(self.partial_fc.sample_rate > 0.0) {
-            return Err(format!("sample_rate {} must be > 0", self.partial_fc.sample_rate));
+            return Err(format!(
+                "sample_rate {} must be > 0",
+                self.partial_fc.sample_rate
+            ));
         }
         if self.eval.val_batch_size == 0 {
             return Err("val_batch_size must be at least 1".into());
@@ -447,7 +453,10 @@ mod tests {
         let err = parse("lr: 0.1\nlearning_rate: 0.1\nfoo: 1\n").unwrap_err();
         let text = err.to_string();
         assert!(text.contains("unknown keys learning_rate, foo"), "{text}");
-        assert!(text.contains("valid keys:") && text.contains("warmup_step"), "{text}");
+        assert!(
+            text.contains("valid keys:") && text.contains("warmup_step"),
+            "{text}"
+        );
         assert!(text.contains("t.yaml"), "{text}");
     }
 

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use swinface_data::augment::SampleRng;
 use swinface_data::error::DataError;
 use swinface_data::formats::age_gender::AgeGender;
 use swinface_data::formats::celeba::Attributes;
@@ -13,7 +14,6 @@ use swinface_data::loader::{Dataset, Sample, SampleImage};
 use swinface_data::streams::{
     age_gender_stream, celeba_train_stream, expression_stream, ComposedStream, DataConfig,
 };
-use swinface_data::augment::SampleRng;
 
 /// The recognition training set.
 pub enum RecognitionData {
@@ -81,9 +81,10 @@ impl Dataset for RecognitionData {
                 })
             }
             Self::Folder(folder) => {
-                let (path, class) = folder.samples.get(index).ok_or_else(|| {
-                    DataError::file(&folder.root, format!("no sample {index}"))
-                })?;
+                let (path, class) = folder
+                    .samples
+                    .get(index)
+                    .ok_or_else(|| DataError::file(&folder.root, format!("no sample {index}")))?;
                 Ok(Sample {
                     image: SampleImage::Encoded(read_image(path)?),
                     label: *class as i64,
@@ -95,13 +96,16 @@ impl Dataset for RecognitionData {
     fn describe(&self, index: usize) -> String {
         match self {
             Self::Record { dataset, .. } => match dataset.image_keys().get(index) {
-                Some(key) => format!("record {key} of {}", dataset.reader().rec().path().display()),
+                Some(key) => format!(
+                    "record {key} of {}",
+                    dataset.reader().rec().path().display()
+                ),
                 None => format!("recognition sample {index}"),
             },
-            Self::Folder(folder) => folder
-                .samples
-                .get(index)
-                .map_or_else(|| format!("sample {index}"), |(p, _)| p.display().to_string()),
+            Self::Folder(folder) => folder.samples.get(index).map_or_else(
+                || format!("sample {index}"),
+                |(p, _)| p.display().to_string(),
+            ),
         }
     }
 }
@@ -149,9 +153,11 @@ pub struct AnalysisData {
 
 impl AnalysisData {
     pub fn open(config: &DataConfig) -> Result<Self> {
-        let age_gender = age_gender_stream(config).context("cannot compose the age-gender stream")?;
+        let age_gender =
+            age_gender_stream(config).context("cannot compose the age-gender stream")?;
         let celeba = celeba_train_stream(config).context("cannot compose the CelebA stream")?;
-        let expression = expression_stream(config).context("cannot compose the expression stream")?;
+        let expression =
+            expression_stream(config).context("cannot compose the expression stream")?;
         Ok(Self {
             age_gender: StreamData { stream: age_gender },
             celeba: StreamData { stream: celeba },

@@ -6,8 +6,8 @@
 
 use anyhow::{Context, Result};
 use swinface_loss::{
-    clip_grad_norm, AgeLoss, ClassificationLoss, Collectives, GradScaler, LossWeights,
-    Optimizer, OptimizerConfig, ParamGroup, PartialFc, LrSchedule, BACKBONE_MAX_NORM,
+    clip_grad_norm, AgeLoss, ClassificationLoss, Collectives, GradScaler, LossWeights, LrSchedule,
+    Optimizer, OptimizerConfig, ParamGroup, PartialFc, BACKBONE_MAX_NORM,
 };
 use swinface_model::{head_specs, SwinFace, BACKBONE_GROUP, HEADS_GROUP, TASK_NAMES};
 use tch::{nn, Device, Kind, Tensor};
@@ -87,7 +87,8 @@ impl Learner {
         world_size: usize,
     ) -> Result<Self> {
         let vs = nn::VarStore::new(device);
-        let mut model = SwinFace::new(&vs.root(), &config.model).context("cannot build the model")?;
+        let mut model =
+            SwinFace::new(&vs.root(), &config.model).context("cannot build the model")?;
         let autocast = config
             .amp
             .autocast(device)
@@ -95,8 +96,11 @@ impl Learner {
         model.set_autocast(autocast);
         let opt = &config.optimizer;
         let backbone = ParamGroup::from_var_store(&vs, BACKBONE_GROUP, "backbone", 1.0, 0.0)?;
-        let backbone_params: Vec<Tensor> =
-            backbone.params.iter().map(|(_, t)| t.shallow_clone()).collect();
+        let backbone_params: Vec<Tensor> = backbone
+            .params
+            .iter()
+            .map(|(_, t)| t.shallow_clone())
+            .collect();
         let groups = match config.train.stage {
             Stage::Multitask => {
                 let heads = ParamGroup::from_var_store(&vs, HEADS_GROUP, "heads", 1.0, 0.0)?;
@@ -131,7 +135,12 @@ impl Learner {
         }
         let d = &config.data;
         let batch_sizes = match config.train.stage {
-            Stage::Multitask => [d.recognition_bz, d.age_gender_bz, d.celeba_bz, d.expression_bz],
+            Stage::Multitask => [
+                d.recognition_bz,
+                d.age_gender_bz,
+                d.celeba_bz,
+                d.expression_bz,
+            ],
             Stage::Recognition => [d.recognition_bz, 0, 0, 0],
         }
         .map(|b| b as i64);
@@ -177,7 +186,10 @@ impl Learner {
         let (recognition, analysis) = match self.stage {
             Stage::Recognition => {
                 let embedding = self.model.backbone().forward_t(&images, true).embedding;
-                (self.partial_fc.forward(&embedding, &identities)?, Vec::new())
+                (
+                    self.partial_fc.forward(&embedding, &identities)?,
+                    Vec::new(),
+                )
             }
             Stage::Multitask => {
                 let labels = batch
@@ -201,12 +213,17 @@ impl Learner {
                 let attributes = labels.attributes.to_device(self.device);
                 let expressions = labels.expressions.to_device(self.device);
                 let mut analysis = Vec::with_capacity(42);
-                analysis.push(self.age_loss.forward(&heads[AGE_HEAD].narrow(0, r, a), &ages, step)?);
+                analysis.push(self.age_loss.forward(
+                    &heads[AGE_HEAD].narrow(0, r, a),
+                    &ages,
+                    step,
+                )?);
                 for attribute in 0..40 {
                     let head = &heads[1 + attribute];
                     let loss = if attribute == GENDER_ATTRIBUTE {
                         // Gender learns from the age-gender and the CelebA streams.
-                        self.classification.forward(&head.narrow(0, r, a + c), &genders)?
+                        self.classification
+                            .forward(&head.narrow(0, r, a + c), &genders)?
                     } else {
                         self.classification.forward(
                             &head.narrow(0, r + a, c),
@@ -215,10 +232,10 @@ impl Learner {
                     };
                     analysis.push(loss);
                 }
-                analysis.push(
-                    self.classification
-                        .forward(&heads[EXPRESSION_HEAD].narrow(0, r + a + c, e), &expressions)?,
-                );
+                analysis.push(self.classification.forward(
+                    &heads[EXPRESSION_HEAD].narrow(0, r + a + c, e),
+                    &expressions,
+                )?);
                 (recognition, analysis)
             }
         };
@@ -231,8 +248,14 @@ impl Learner {
         let mut parts = vec![total.detach(), recognition.detach()];
         parts.extend(analysis.iter().map(|l| l.detach().to_kind(Kind::Float)));
         let values = Vec::<f64>::try_from(
-            Tensor::stack(&parts.iter().map(|t| t.to_kind(Kind::Double)).collect::<Vec<_>>(), 0)
-                .to_device(Device::Cpu),
+            Tensor::stack(
+                &parts
+                    .iter()
+                    .map(|t| t.to_kind(Kind::Double))
+                    .collect::<Vec<_>>(),
+                0,
+            )
+            .to_device(Device::Cpu),
         )?;
         let finite = values.iter().all(|v| v.is_finite());
         let learning_rates = self.learning_rates(step);
@@ -258,7 +281,9 @@ impl Learner {
             outcome.grad_norm = norm.double_value(&[]);
         }
         if self.scaler.should_step()? {
-            let (model_lrs, pfc_lr) = outcome.learning_rates.split_at(outcome.learning_rates.len() - 1);
+            let (model_lrs, pfc_lr) = outcome
+                .learning_rates
+                .split_at(outcome.learning_rates.len() - 1);
             self.optimizer.step(model_lrs)?;
             self.partial_fc.step(pfc_lr[0])?;
             outcome.stepped = true;
@@ -279,7 +304,12 @@ impl Learner {
 
     /// Names of [`Self::learning_rates`]' entries.
     pub fn learning_rate_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.optimizer.groups().iter().map(|g| g.name.clone()).collect();
+        let mut names: Vec<String> = self
+            .optimizer
+            .groups()
+            .iter()
+            .map(|g| g.name.clone())
+            .collect();
         names.push("partial_fc".into());
         names
     }
@@ -330,7 +360,9 @@ impl Learner {
         self.partial_fc
             .load_state(&partial_fc)
             .context("Partial FC state")?;
-        self.scaler.load_state(&scaler).context("loss scaler state")?;
+        self.scaler
+            .load_state(&scaler)
+            .context("loss scaler state")?;
         Ok(())
     }
 }

@@ -198,7 +198,9 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
     store.remove_partial()?;
     let resume = resume_dir(args, &store)?;
 
-    let resolved = config.to_yaml().context("cannot write the resolved config")?;
+    let resolved = config
+        .to_yaml()
+        .context("cannot write the resolved config")?;
     write_file_atomic(&output.join("config.yaml"), resolved.as_bytes())?;
 
     let seed = config.data.seed as u64;
@@ -260,7 +262,10 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
         trackers = state.trackers;
         best = state.best;
         nonfinite_in_a_row = state.nonfinite_in_a_row;
-        progress.line(&format!("resumed from {} at step {first_step}", dir.display()));
+        progress.line(&format!(
+            "resumed from {} at step {first_step}",
+            dir.display()
+        ));
     } else if config.train.init {
         let path = config
             .train
@@ -284,7 +289,9 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
     if resume.is_none() && config.train.init_age_bias {
         if let Some(mean) = streams.mean_age() {
             learner.set_age_bias(mean)?;
-            progress.line(&format!("Age head bias set to the mean training age {mean:.2}"));
+            progress.line(&format!(
+                "Age head bias set to the mean training age {mean:.2}"
+            ));
         }
     }
     progress.set_first_step(first_step);
@@ -357,7 +364,14 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
             }
             progress.record_losses(step, &outcome)?;
             if (step + 1) % config.train.frequent == 0 || step + 1 == total_steps {
-                log_step(&mut progress, &learner, &outcome, step, &lr_names, &analysis_names)?;
+                log_step(
+                    &mut progress,
+                    &learner,
+                    &outcome,
+                    step,
+                    &lr_names,
+                    &analysis_names,
+                )?;
             }
             let global_step = step;
             step += 1;
@@ -365,16 +379,30 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
             last_outcome = Some(outcome);
 
             let last = step == total_steps;
-            if is_due(global_step, config.train.verbose, total_steps) && evaluator.data.image_count() > 0 {
+            if is_due(global_step, config.train.verbose, total_steps)
+                && evaluator.data.image_count() > 0
+            {
                 let report = evaluator.evaluate(&eval_setup.runner(&learner.model), global_step)?;
                 log_evaluation(&mut progress, &report, global_step as i64)?;
-                if let Some((metric, value, higher)) = best_value(config.train.best_metric, &report.results) {
+                if let Some((metric, value, higher)) =
+                    best_value(config.train.best_metric, &report.results)
+                {
                     let improved = match &best {
                         None => true,
-                        Some(b) => if higher { value > b.value } else { value < b.value },
+                        Some(b) => {
+                            if higher {
+                                value > b.value
+                            } else {
+                                value < b.value
+                            }
+                        }
                     };
                     if improved {
-                        let record = BestRecord { metric: metric.into(), value, global_step };
+                        let record = BestRecord {
+                            metric: metric.into(),
+                            value,
+                            global_step,
+                        };
                         let path = store.save_best(&output, &learner, &record)?;
                         progress.line(&format!("new best {metric} {value:.4}: {}", path.display()));
                         best = Some(record);
@@ -397,7 +425,8 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
                     world_size,
                     rank,
                     rng_seed: seed,
-                    rng_rule: "torch manual_seed(step_seed(rng_seed, step)) before each step".into(),
+                    rng_rule: "torch manual_seed(step_seed(rng_seed, step)) before each step"
+                        .into(),
                     nonfinite_in_a_row,
                     trackers: evaluator.trackers.clone(),
                     best: best.clone(),

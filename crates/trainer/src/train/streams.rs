@@ -87,10 +87,20 @@ fn check_size<D: Dataset>(name: &str, dataset: &D, batch: u64, world_size: usize
 
 impl Streams {
     /// Opens every stream the stage needs; a stream too small for one batch is an error.
-    pub fn open(config: &TrainConfig, rank: usize, world_size: usize, pin_memory: bool) -> Result<Self> {
+    pub fn open(
+        config: &TrainConfig,
+        rank: usize,
+        world_size: usize,
+        pin_memory: bool,
+    ) -> Result<Self> {
         let d = &config.data;
         let recognition_data = RecognitionData::open(d)?;
-        check_size("recognition", &recognition_data, d.recognition_bz, world_size)?;
+        check_size(
+            "recognition",
+            &recognition_data,
+            d.recognition_bz,
+            world_size,
+        )?;
         let recognition = DataLoader::new(
             recognition_data,
             config.train.recognition_augment.clone(),
@@ -109,12 +119,30 @@ impl Streams {
                 let transform = || AnalysisTransform::new(config.train.analysis_augment.clone());
                 let loader = |bz| loader_config(config, bz, pin_memory);
                 Some(AnalysisLoaders {
-                    age_gender: DataLoader::new(data.age_gender, transform(), rank, world_size, loader(d.age_gender_bz))
-                        .context("age-gender loader")?,
-                    celeba: DataLoader::new(data.celeba, transform(), rank, world_size, loader(d.celeba_bz))
-                        .context("CelebA loader")?,
-                    expression: DataLoader::new(data.expression, transform(), rank, world_size, loader(d.expression_bz))
-                        .context("expression loader")?,
+                    age_gender: DataLoader::new(
+                        data.age_gender,
+                        transform(),
+                        rank,
+                        world_size,
+                        loader(d.age_gender_bz),
+                    )
+                    .context("age-gender loader")?,
+                    celeba: DataLoader::new(
+                        data.celeba,
+                        transform(),
+                        rank,
+                        world_size,
+                        loader(d.celeba_bz),
+                    )
+                    .context("CelebA loader")?,
+                    expression: DataLoader::new(
+                        data.expression,
+                        transform(),
+                        rank,
+                        world_size,
+                        loader(d.expression_bz),
+                    )
+                    .context("expression loader")?,
                 })
             }
         };

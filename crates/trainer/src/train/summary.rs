@@ -29,17 +29,16 @@ pub struct Scores {
 impl Scores {
     pub fn of(r: &EvalResults) -> Self {
         let verification = (!r.verification.is_empty()).then(|| {
-            r.verification.iter().map(|v| v.metrics.accuracy).sum::<f64>()
+            r.verification
+                .iter()
+                .map(|v| v.metrics.accuracy)
+                .sum::<f64>()
                 / r.verification.len() as f64
         });
         Self {
             verification_accuracy: verification,
             expression_accuracy: r.raf.as_ref().map(|x| x.metrics.top1),
-            age_mae: r
-                .clap
-                .as_ref()
-                .or(r.fgnet.as_ref())
-                .map(|x| x.metrics.mae),
+            age_mae: r.clap.as_ref().or(r.fgnet.as_ref()).map(|x| x.metrics.mae),
             attribute_mean_accuracy: r.celeba.as_ref().map(|x| x.metrics.mean),
         }
     }
@@ -72,10 +71,17 @@ pub fn best_value(metric: BestMetric, r: &EvalResults) -> Option<(&'static str, 
     let pick = |m: BestMetric| -> Option<(&'static str, f64, bool)> {
         match m {
             BestMetric::RafTop1 => scores.expression_accuracy.map(|v| ("raf_top1", v, true)),
-            BestMetric::Verification => scores.verification_accuracy.map(|v| ("verification", v, true)),
-            BestMetric::CelebaMean => scores.attribute_mean_accuracy.map(|v| ("celeba_mean", v, true)),
+            BestMetric::Verification => scores
+                .verification_accuracy
+                .map(|v| ("verification", v, true)),
+            BestMetric::CelebaMean => scores
+                .attribute_mean_accuracy
+                .map(|v| ("celeba_mean", v, true)),
             BestMetric::ClapMae => r.clap.as_ref().map(|c| ("clap_mae", c.metrics.mae, false)),
-            BestMetric::FgnetMae => r.fgnet.as_ref().map(|c| ("fgnet_mae", c.metrics.mae, false)),
+            BestMetric::FgnetMae => r
+                .fgnet
+                .as_ref()
+                .map(|c| ("fgnet_mae", c.metrics.mae, false)),
             BestMetric::Auto => None,
         }
     };
@@ -142,7 +148,11 @@ pub fn log_evaluation(progress: &mut Progress, report: &PeriodicReport, step: i6
         ));
     }
     for v in &r.verification {
-        tb.add_scalar(&format!("eval/{}_accuracy", v.name), v.metrics.accuracy, step)?;
+        tb.add_scalar(
+            &format!("eval/{}_accuracy", v.name),
+            v.metrics.accuracy,
+            step,
+        )?;
         lines.push(format!(
             "{} accuracy {:.4} +- {:.4} (best {:.4})",
             v.name,
@@ -153,7 +163,10 @@ pub fn log_evaluation(progress: &mut Progress, report: &PeriodicReport, step: i6
     }
     if let Some(f) = &r.fgnet {
         tb.add_scalar("eval/fgnet_mae", f.metrics.mae, step)?;
-        lines.push(format!("FG-NET MAE {:.3} (best {:.3})", f.metrics.mae, t.fgnet_mae.best));
+        lines.push(format!(
+            "FG-NET MAE {:.3} (best {:.3})",
+            f.metrics.mae, t.fgnet_mae.best
+        ));
     }
     tb.flush()?;
     for line in lines {

@@ -91,7 +91,12 @@ pub fn brows(canvas: &mut Canvas, l: &Layout, spec: &FaceSpec, detail: &mut Synt
             // An arch with a marked peak: two curves meeting at an angle.
             let mut rise = quadratic(inner, inner.lerp(peak, 0.5) - v2(0.0, 0.6), peak, 7);
             rise.pop();
-            rise.extend(quadratic(peak, peak.lerp(outer, 0.5) - v2(0.0, 0.3), outer, 5));
+            rise.extend(quadratic(
+                peak,
+                peak.lerp(outer, 0.5) - v2(0.0, 0.3),
+                outer,
+                5,
+            ));
             rise
         } else {
             // Control point that makes the quadratic pass through the peak at t = 0.5.
