@@ -450,55 +450,46 @@ fn bad_situations_are_reported_before_or_during_training() {
         swinface(&args)
     };
     // An exploding learning rate: non-finite losses, skipped steps, then a clear stop.
-    let out = run(&["--set", "lr=1e30", "--set", "warmup_step=0"]);
-    assert!(!out.status.success());
-    let t = text(&out);
-    assert!(
-        t.contains("non-finite loss") && t.contains("2 steps in a row"),
-        "{t}"
+    // Each bad run fails, and its output holds every one of `needles`; returns the output.
+    let fails_with = |more: &[&str], needles: &[&str]| {
+        let out = run(more);
+        let t = text(&out);
+        assert!(!out.status.success(), "{more:?} succeeded:\n{t}");
+        for needle in needles {
+            assert!(t.contains(needle), "{more:?}: no `{needle}` in\n{t}");
+        }
+        t
+    };
+    // An exploding learning rate: non-finite losses, skipped steps, then a clear stop.
+    fails_with(
+        &["--set", "lr=1e30", "--set", "warmup_step=0"],
+        &["non-finite loss", "2 steps in a row"],
     );
     // Too little data for one batch: reported before training, naming the stream.
-    let out = run(&["--set", "recognition_bz=500"]);
-    assert!(!out.status.success());
-    let t = text(&out);
-    assert!(
-        t.contains("recognition stream") && t.contains("fewer than one batch"),
-        "{t}"
+    let t = fails_with(
+        &["--set", "recognition_bz=500"],
+        &["recognition stream", "fewer than one batch"],
     );
     assert!(!t.contains("step 1/"), "{t}");
     // An output directory that cannot be created.
     let blocker = root.join("a_file");
     std::fs::write(&blocker, b"x").unwrap();
-    let out = run(&["--output", blocker.join("sub").to_str().unwrap()]);
-    assert!(!out.status.success());
-    assert!(
-        text(&out).contains("cannot create the output directory"),
-        "{}",
-        text(&out)
+    let sub = blocker.join("sub");
+    fails_with(
+        &["--output", sub.to_str().unwrap()],
+        &["cannot create the output directory"],
     );
     // Missing inputs are named before any work starts.
-    let out = run(&["--set", "RAF_label=/nonexistent/list.txt"]);
-    assert!(!out.status.success());
-    assert!(
-        text(&out).contains("RAF_label: /nonexistent/list.txt"),
-        "{}",
-        text(&out)
+    fails_with(
+        &["--set", "RAF_label=/nonexistent/list.txt"],
+        &["RAF_label: /nonexistent/list.txt"],
     );
     // Unknown keys list the valid ones; wrong types name the part.
-    let out = run(&["--set", "learning_rate=0.1"]);
-    let t = text(&out);
-    assert!(
-        !out.status.success()
-            && t.contains("unknown key learning_rate")
-            && t.contains("valid keys:"),
-        "{t}"
+    fails_with(
+        &["--set", "learning_rate=0.1"],
+        &["unknown key learning_rate", "valid keys:"],
     );
-    let out = run(&["--set", "lr=fast"]);
-    assert!(
-        !out.status.success() && text(&out).contains("optimizer"),
-        "{}",
-        text(&out)
-    );
+    fails_with(&["--set", "lr=fast"], &["optimizer"]);
 }
 
 #[test]
