@@ -449,7 +449,6 @@ fn bad_situations_are_reported_before_or_during_training() {
         args.extend_from_slice(more);
         swinface(&args)
     };
-    // An exploding learning rate: non-finite losses, skipped steps, then a clear stop.
     // Each bad run fails, and its output holds every one of `needles`; returns the output.
     let fails_with = |more: &[&str], needles: &[&str]| {
         let out = run(more);
