@@ -43,6 +43,9 @@ pub struct SynthConfig {
     /// Photographic nuisance, 0..=1 (see `ImagePolicy::nuisance`): 1 the full variation,
     /// lower for cleaner pictures with the same labels.
     pub nuisance: f32,
+    /// Caricature, 0..=2 (see `ImagePolicy::caricature`): 0 drawn to scale, higher for
+    /// stronger expressions and larger faces (the CPU demo).
+    pub caricature: f32,
 }
 
 impl Default for SynthConfig {
@@ -70,6 +73,7 @@ impl Default for SynthConfig {
             fgnet_images_per_subject: 10,
             jpeg_quality: 92,
             nuisance: 1.0,
+            caricature: 0.0,
         }
     }
 }
@@ -149,6 +153,9 @@ impl SynthConfig {
         if !(0.0..=1.0).contains(&self.nuisance) {
             return bad(format!("nuisance {} is outside [0, 1]", self.nuisance));
         }
+        if !(0.0..=2.0).contains(&self.caricature) {
+            return bad(format!("caricature {} is outside [0, 2]", self.caricature));
+        }
         if self.jpeg_quality == 0 || self.jpeg_quality > 100 {
             return bad(format!(
                 "jpeg quality {} is not in 1..=100",
@@ -175,5 +182,41 @@ impl SynthConfig {
             + self.affectnet
             + self.lap_test
             + self.fgnet_subjects * self.fgnet_images_per_subject
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_outside_their_range_are_refused_by_name() {
+        assert!(SynthConfig::small().validate().is_ok());
+        for (config, name) in [
+            (
+                SynthConfig {
+                    nuisance: 1.5,
+                    ..SynthConfig::small()
+                },
+                "nuisance",
+            ),
+            (
+                SynthConfig {
+                    caricature: -0.1,
+                    ..SynthConfig::small()
+                },
+                "caricature",
+            ),
+            (
+                SynthConfig {
+                    caricature: 2.5,
+                    ..SynthConfig::small()
+                },
+                "caricature",
+            ),
+        ] {
+            let message = config.validate().unwrap_err().to_string();
+            assert!(message.contains(name), "{message}");
+        }
     }
 }

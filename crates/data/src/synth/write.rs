@@ -148,6 +148,12 @@ impl<'a> Writer<'a> {
         self.config.seed
     }
 
+    /// `base` at this dataset's nuisance and caricature levels.
+    fn policy(&self, base: ImagePolicy) -> ImagePolicy {
+        base.with_nuisance(self.config.nuisance)
+            .with_caricature(self.config.caricature)
+    }
+
     fn jpeg(&self, spec: &FaceSpec) -> Result<Vec<u8>, SynthError> {
         encode_jpeg(&render(spec), self.config.jpeg_quality)
     }
@@ -240,7 +246,7 @@ impl<'a> Writer<'a> {
         let end_images = (images + 1) as f32;
         let end_ids = (images + 1 + ids) as f32;
         rec.write_packed(0, &IrHeader::vector(vec![end_images, end_ids], 0), &[])?;
-        let policy = ImagePolicy::portraits().with_nuisance(self.config.nuisance);
+        let policy = self.policy(ImagePolicy::portraits());
         let ages = AgeRange {
             min: 5.0,
             max: 80.0,
@@ -320,8 +326,8 @@ impl<'a> Writer<'a> {
             min: 5.0,
             max: 80.0,
         };
-        let portraits = ImagePolicy::portraits().with_nuisance(self.config.nuisance);
-        let wide = ImagePolicy::wide_pose().with_nuisance(self.config.nuisance);
+        let portraits = self.policy(ImagePolicy::portraits());
+        let wide = self.policy(ImagePolicy::wide_pose());
         let rendered: Vec<(Vec<u8>, Vec<u8>)> = (0..pairs)
             .into_par_iter()
             .map(|i| {
@@ -432,7 +438,7 @@ impl<'a> Writer<'a> {
                 },
             },
         ];
-        let policy = ImagePolicy::portraits().with_nuisance(self.config.nuisance);
+        let policy = self.policy(ImagePolicy::portraits());
         for source in sources {
             if source.rows == 0 {
                 continue;
@@ -477,7 +483,7 @@ impl<'a> Writer<'a> {
         if total == 0 {
             return Ok(());
         }
-        let policy = ImagePolicy::celebrities().with_nuisance(self.config.nuisance);
+        let policy = self.policy(ImagePolicy::celebrities());
         let ages = AgeRange {
             min: 12.0,
             max: 75.0,
@@ -547,7 +553,7 @@ impl<'a> Writer<'a> {
         let dir = self.root.join("RAF").join("basic");
         let aligned = dir.join("Image").join("aligned");
         create_dir(&aligned)?;
-        let policy = ImagePolicy::expressions().with_nuisance(self.config.nuisance);
+        let policy = self.policy(ImagePolicy::expressions());
         let ages = AgeRange {
             min: 5.0,
             max: 80.0,
@@ -583,7 +589,7 @@ impl<'a> Writer<'a> {
             return Ok(());
         }
         let dir = self.root.join("AffectNet");
-        let policy = ImagePolicy::expressions().with_nuisance(self.config.nuisance);
+        let policy = self.policy(ImagePolicy::expressions());
         let ages = AgeRange {
             min: 5.0,
             max: 80.0,
@@ -611,7 +617,7 @@ impl<'a> Writer<'a> {
             return Ok(());
         }
         let dir = self.root.join("LAP_test");
-        let policy = ImagePolicy::portraits().with_nuisance(self.config.nuisance);
+        let policy = self.policy(ImagePolicy::portraits());
         let ages = AgeRange {
             min: 3.0,
             max: 80.0,
@@ -668,7 +674,7 @@ impl<'a> Writer<'a> {
                 chosen
             })
             .collect();
-        let policy = ImagePolicy::portraits().with_nuisance(self.config.nuisance);
+        let policy = self.policy(ImagePolicy::portraits());
         let rows = self.write_folder(&dir.join("data"), total, |k| {
             let (s, j) = (k / per, k % per);
             let age = ages[s][j];
