@@ -106,22 +106,26 @@ fn a_hundred_thousand_samples_keep_memory_flat_and_close_every_file() {
         fds.iter().all(|&n| n == fds[0]),
         "open files per epoch: {fds:?}"
     );
-    // Memory: after a warm-up of a few epochs (allocator pools, thread stacks), the resident
-    // size may wobble but must not grow with the samples read.
-    let warm = rss[4];
-    let last = *rss.last().unwrap();
-    let peak = *rss.iter().max().unwrap();
+    // Memory: after a warm-up (the allocator's per-thread arenas settle over the first
+    // 20-30 epochs, measured) the resident size wobbles by a few batches' worth but has no
+    // trend: the last third of the run sits where the middle third did. A leak of 1 KiB
+    // per sample would add 33 MiB over a third.
+    let mib: Vec<u64> = rss.iter().step_by(5).map(|b| b >> 20).collect();
+    let mean = |s: &[u64]| s.iter().sum::<u64>() / s.len() as u64;
+    let third = rss.len() / 3;
+    let (first, second) = rss[third..].split_at(third);
     eprintln!(
-        "soak: {seen} samples, {epochs} epochs, RSS after epoch 5 {} MiB, last {} MiB, peak {} MiB, {} fds",
-        warm >> 20,
-        last >> 20,
-        peak >> 20,
+        "soak: {seen} samples in {epochs} epochs, {} fds; RSS every 5 epochs (MiB): {mib:?}",
         fds[0]
     );
     assert!(
-        last <= warm + (16 << 20),
-        "RSS grew from {} MiB to {} MiB",
-        warm >> 20,
-        last >> 20
+        mean(second) <= mean(first) + (16 << 20),
+        "RSS mean grew from {} MiB to {} MiB: {mib:?}",
+        mean(first) >> 20,
+        mean(second) >> 20
+    );
+    assert!(
+        second.iter().max() <= Some(&(first.iter().max().unwrap() + (32 << 20))),
+        "RSS peak grew: {mib:?}"
     );
 }

@@ -33,6 +33,10 @@ const MODEL_FILE: &str = "model.safetensors";
 const TENSORS_FILE: &str = "state.safetensors";
 const STATE_FILE: &str = "state.json";
 const STEP_PREFIX: &str = "step_";
+/// Infixes of the hidden directories of a save in progress (`.step_N.partial-PID`) and of
+/// the checkpoint it replaces (`.step_N.replaced-PID`).
+const PARTIAL_MARK: &str = ".partial-";
+const REPLACED_MARK: &str = ".replaced-";
 
 /// The best evaluation so far.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -107,18 +111,37 @@ impl CheckpointStore {
         &self.dir
     }
 
-    /// Removes directories left by a save that did not finish.
+    /// Cleans up after a save that did not finish: removes half-written directories, and
+    /// puts a checkpoint that was being replaced back if its replacement never arrived.
     pub fn remove_partial(&self) -> Result<()> {
         let Ok(entries) = fs::read_dir(&self.dir) else {
             return Ok(());
         };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with(".step_") && name.contains(".partial") {
-                fs::remove_dir_all(entry.path())
-                    .with_context(|| format!("cannot remove {}", entry.path().display()))?;
+            let Some(hidden) = name.strip_prefix('.') else {
+                continue;
+            };
+            let path = entry.path();
+            if hidden.starts_with(STEP_PREFIX) && hidden.contains(PARTIAL_MARK) {
+                fs::remove_dir_all(&path)
+                    .with_context(|| format!("cannot remove {}", path.display()))?;
+            } else if let Some((step_name, _)) = hidden.split_once(REPLACED_MARK) {
+                let original = self.dir.join(step_name);
+                if original.join(STATE_FILE).is_file() {
+                    fs::remove_dir_all(&path)
+                        .with_context(|| format!("cannot remove {}", path.display()))?;
+                } else {
+                    if original.exists() {
+                        fs::remove_dir_all(&original)
+                            .with_context(|| format!("cannot remove {}", original.display()))?;
+                    }
+                    fs::rename(&path, &original)
+                        .with_context(|| format!("cannot restore {}", original.display()))?;
+                }
             }
         }
+        sync_dir(&self.dir);
         Ok(())
     }
 
@@ -154,7 +177,7 @@ impl CheckpointStore {
         let target = self.dir.join(&name);
         let temp = self
             .dir
-            .join(format!(".{name}.partial-{}", std::process::id()));
+            .join(format!(".{name}{PARTIAL_MARK}{}", std::process::id()));
         if temp.exists() {
             fs::remove_dir_all(&temp).ok();
         }
@@ -169,14 +192,24 @@ impl CheckpointStore {
             let json = serde_json::to_vec_pretty(state)?;
             write_synced(&temp.join(STATE_FILE), &json)?;
             sync_dir(&temp);
-            if target.exists() {
-                // A rerun of the same step replaces its checkpoint.
-                fs::remove_dir_all(&target)
+            // A rerun of the same step replaces its checkpoint: set the old one aside
+            // first, so that a crash between the renames leaves it for `remove_partial`
+            // to put back.
+            let replaced = self
+                .dir
+                .join(format!(".{name}{REPLACED_MARK}{}", std::process::id()));
+            let replacing = target.exists();
+            if replacing {
+                fs::rename(&target, &replaced)
                     .with_context(|| format!("cannot replace {}", target.display()))?;
             }
             fs::rename(&temp, &target)
                 .with_context(|| format!("cannot move the checkpoint to {}", target.display()))?;
             sync_dir(&self.dir);
+            if replacing {
+                fs::remove_dir_all(&replaced)
+                    .with_context(|| format!("cannot remove {}", replaced.display()))?;
+            }
             Ok(())
         })();
         if let Err(e) = written {
@@ -259,4 +292,42 @@ pub fn load(dir: &Path, learner: &mut Learner) -> Result<TrainState> {
         .load_state(tensors)
         .with_context(|| format!("cannot restore {}", tensors_path.display()))?;
     Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fake_checkpoint(dir: &Path, tag: &str) {
+        fs::create_dir_all(dir).unwrap();
+        fs::write(dir.join(STATE_FILE), tag).unwrap();
+    }
+
+    #[test]
+    fn cleanup_removes_partial_saves_and_restores_an_interrupted_replacement() {
+        let out = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::new(out.path(), 3);
+        let dir = store.dir().to_path_buf();
+        // Killed while writing step 2: only a partial directory.
+        fake_checkpoint(&dir.join(".step_2.partial-11"), "half");
+        // Killed between setting step 4 aside and renaming its replacement in.
+        fake_checkpoint(&dir.join(".step_4.replaced-12"), "old 4");
+        fake_checkpoint(&dir.join(".step_4.partial-12"), "new 4");
+        // Killed after the replacement arrived, before the old copy was removed.
+        fake_checkpoint(&dir.join(".step_6.replaced-13"), "old 6");
+        fake_checkpoint(&dir.join("step_6"), "new 6");
+
+        store.remove_partial().unwrap();
+        let steps: Vec<u64> = store.list().unwrap().into_iter().map(|(s, _)| s).collect();
+        assert_eq!(steps, [4, 6]);
+        let tag = |name: &str| fs::read_to_string(dir.join(name).join(STATE_FILE)).unwrap();
+        assert_eq!(tag("step_4"), "old 4");
+        assert_eq!(tag("step_6"), "new 6");
+        let left: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
 }
