@@ -499,7 +499,7 @@ fn ctrl_c_saves_a_checkpoint_and_exits_cleanly() {
         &root,
         "total_step: 100000\nverbose: 0\nfrequent: 1\nsave_verbose: 100000\n",
     );
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .args(["train", config.to_str().unwrap()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -528,4 +528,193 @@ fn ctrl_c_saves_a_checkpoint_and_exits_cleanly() {
         .unwrap()
         .collect();
     assert_eq!(checkpoints.len(), 1, "one checkpoint at the interruption");
+}
+
+/// Every tensor of two native safetensors files, compared exactly.
+fn assert_same_tensors(a: &Path, b: &Path) {
+    let (ta, tb) = (read_native(a).unwrap().0, read_native(b).unwrap().0);
+    assert_eq!(ta.len(), tb.len());
+    for ((ka, va), (kb, vb)) in ta.iter().zip(&tb) {
+        assert_eq!(ka, kb);
+        assert!(
+            va.equal(vb),
+            "{ka} differs between {} and {}",
+            a.display(),
+            b.display()
+        );
+    }
+}
+
+/// `--set` arguments for each of `sets`.
+fn set_args<'a>(sets: &[&'a str]) -> Vec<&'a str> {
+    sets.iter().flat_map(|s| ["--set", *s]).collect()
+}
+
+#[test]
+fn sigkill_at_random_moments_loses_nothing_and_resumes_exactly() {
+    const KILLS: usize = 20;
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("train_sigkill");
+    let _ = std::fs::remove_dir_all(&root);
+    // A checkpoint after every step, so that many kills land inside a checkpoint write.
+    let sets = set_args(&[
+        "total_step=60",
+        "warmup_step=2",
+        "save_verbose=1",
+        "keep_checkpoints=2",
+        "frequent=1",
+        "verbose=0",
+        "tss_drop_rate=0.5",
+        "sample_rate=0.5",
+    ]);
+    let whole = write_config(&root.join("whole"), "");
+    train(&whole, &sets);
+
+    let killed = write_config(&root.join("killed"), "");
+    let out_dir = root.join("killed/out");
+    let mut resume_args: Vec<&str> = vec!["train", killed.to_str().unwrap()];
+    resume_args.extend_from_slice(&sets);
+    resume_args.extend_from_slice(&["--resume", "auto"]);
+    // Deterministic "random" moments: 0.3 s to 2.3 s after the start (start-up included, so
+    // some kills hit start-up, most hit steps and checkpoint writes).
+    let mut lcg = 0x2545_f491_4f6c_dd1du64;
+    let mut kills = 0;
+    let mut kills_mid_write = 0;
+    let mut newest_steps = Vec::new();
+    while kills < KILLS {
+        lcg = lcg
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let wait = Duration::from_millis(300 + (lcg >> 33) % 2000);
+        let mut child = Command::new(BIN)
+            .args(&resume_args)
+            .current_dir(repo_root())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(wait);
+        if child.try_wait().unwrap().is_some() {
+            break; // finished before this kill: nothing left to interrupt
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+        let checkpoints = out_dir.join("checkpoints");
+        let mid_write = std::fs::read_dir(&checkpoints)
+            .into_iter()
+            .flatten()
+            .any(|e| {
+                e.unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains(".partial-")
+            });
+        kills_mid_write += usize::from(mid_write);
+        // The newest complete checkpoint reads back whole (the next start loads it).
+        let newest = std::fs::read_dir(&checkpoints)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.unwrap().file_name().to_string_lossy().into_owned();
+                name.strip_prefix("step_")?.parse::<u64>().ok()
+            })
+            .max();
+        if let Some(step) = newest {
+            let dir = checkpoints.join(format!("step_{step}"));
+            let state: Value =
+                serde_json::from_str(&std::fs::read_to_string(dir.join("state.json")).unwrap())
+                    .unwrap();
+            assert_eq!(state["global_step"].as_u64(), Some(step));
+            read_native(&dir.join("model.safetensors")).unwrap();
+            read_native(&dir.join("state.safetensors")).unwrap();
+            newest_steps.push(step);
+        }
+    }
+    assert!(
+        kills >= KILLS / 2,
+        "only {kills} kills landed before the run ended"
+    );
+    assert!(
+        newest_steps.windows(2).all(|w| w[0] <= w[1]),
+        "a kill lost progress: {newest_steps:?}"
+    );
+    let out = swinface(&resume_args);
+    assert!(out.status.success(), "{}", text(&out));
+    eprintln!(
+        "sigkill: {kills} kills ({kills_mid_write} inside a checkpoint write), newest \
+         checkpoint after each: {newest_steps:?}"
+    );
+
+    // The same final parameters as the uninterrupted run, and the same losses at every step
+    // (the last record of a step re-run after a kill).
+    assert_same_tensors(
+        &root.join("whole/out/model.safetensors"),
+        &out_dir.join("model.safetensors"),
+    );
+    let (a, b) = (losses(&root.join("whole/out")), losses(&out_dir));
+    assert_eq!(a.len(), 60);
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (step, va) in &a {
+        assert_eq!(va["total"], b[step]["total"], "step {step}");
+    }
+    // No half-written directory is left behind.
+    let hidden: Vec<String> = std::fs::read_dir(out_dir.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(hidden.is_empty(), "{hidden:?}");
+}
+
+#[test]
+fn a_full_disk_during_a_checkpoint_is_an_error_that_keeps_the_previous_one() {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("train_disk_full");
+    let _ = std::fs::remove_dir_all(&root);
+    let config = write_config(&root, "");
+    let sets = set_args(&["total_step=6", "save_verbose=2", "verbose=0", "frequent=1"]);
+    let mut first = sets.clone();
+    first.extend_from_slice(&["--stop-after", "2"]);
+    train(&config, &first);
+    let previous = root.join("out/checkpoints/step_1");
+    let size = |name: &str| std::fs::metadata(previous.join(name)).unwrap().len();
+    let (model, state) = (size("model.safetensors"), size("state.safetensors"));
+    assert!(state > model + 4096, "state {state} vs model {model} bytes");
+    // A file-size limit between the two: the next checkpoint's model file fits, its state
+    // file does not (EFBIG, as ENOSPC would be on a full disk). SIGXFSZ is ignored so that
+    // the write fails instead of killing the process.
+    let limit_kib = (model + state) / 2 / 1024;
+    let mut command = format!(
+        "trap '' XFSZ; ulimit -f {limit_kib}; exec '{BIN}' train '{}'",
+        config.display()
+    );
+    for s in &sets {
+        command.push_str(&format!(" '{s}'"));
+    }
+    command.push_str(" --resume auto");
+    let out = Command::new("bash")
+        .args(["-c", &command])
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(t.contains("step_3 was not written"), "{t}");
+    assert!(t.contains("File too large"), "{t}");
+    assert!(!t.contains("panicked"), "{t}");
+    eprintln!(
+        "disk full: {}",
+        t.trim_end().lines().last().unwrap_or_default()
+    );
+    // The previous checkpoint is intact: nothing half-written beside it, and a run without
+    // the limit resumes from it and finishes.
+    let names: Vec<String> = std::fs::read_dir(root.join("out/checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["step_1"]);
+    let mut resume = sets.clone();
+    resume.extend_from_slice(&["--resume", "auto"]);
+    let out = train(&config, &resume);
+    assert!(text(&out).contains("resumed from"), "{}", text(&out));
+    assert!(root.join("out/model.safetensors").is_file());
 }
