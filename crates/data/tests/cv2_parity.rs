@@ -274,3 +274,30 @@ fn oversized_and_broken_files_are_refused_with_their_name() {
     let err = decode_rgb8(&missing, &limits).unwrap_err().to_string();
     assert!(err.contains("missing.png"), "{err}");
 }
+
+#[test]
+fn a_jpeg_cut_short_is_refused_but_trailing_bytes_after_its_end_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Rng(7);
+    let whole = dir.path().join("whole.jpg");
+    test_image(&mut rng, 64, 48).save(&whole).unwrap();
+    let bytes = std::fs::read(&whole).unwrap();
+    let limits = DecodeLimits::default();
+    assert!(decode_rgb8(&whole, &limits).is_ok());
+    // Cut anywhere inside the scan (the image crate alone would decode these, grey-filled).
+    for keep in [bytes.len() / 2, bytes.len() * 9 / 10, bytes.len() - 2] {
+        let cut = dir.path().join(format!("cut_{keep}.jpg"));
+        std::fs::write(&cut, &bytes[..keep]).unwrap();
+        let err = decode_rgb8(&cut, &limits).unwrap_err().to_string();
+        assert!(
+            err.contains("truncated JPEG") && err.contains("cut_"),
+            "{err}"
+        );
+    }
+    // Bytes appended after the end-of-image marker (camera trailers) are ignored.
+    let trailer = dir.path().join("trailer.jpg");
+    let mut longer = bytes.clone();
+    longer.extend_from_slice(b"\x00\x00trailer data \xff\xd8 more");
+    std::fs::write(&trailer, &longer).unwrap();
+    assert!(decode_rgb8(&trailer, &limits).is_ok());
+}

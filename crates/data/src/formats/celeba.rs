@@ -5,7 +5,7 @@
 //!   separated by variable spaces; with `list_eval_partition.txt` (`000001.jpg 0`, 0/1/2 =
 //!   train/val/test).
 //! - The `label.txt` SwinFace's code reads: a header line, then `name` and 40 values already
-//!   in SwinFace's task order (`Gender` 5th); `1` is positive, any other integer negative.
+//!   in SwinFace's task order (`Gender` 5th); `1` is positive, `0` or `-1` negative.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -49,8 +49,16 @@ pub fn read_swinface_label(
         }
         let mut label = [0u8; 40];
         for (j, token) in fields[1..41].iter().enumerate() {
-            parse_int(&file, line, &format!("attribute {}", j + 1), token)?;
-            label[j] = u8::from(*token == "1");
+            let value = parse_int(&file, line, &format!("attribute {}", j + 1), token)?;
+            // The official reader takes 1 as positive and anything else as negative; values
+            // other than -1, 0 and 1 are a damaged file, not a label.
+            if !(-1..=1).contains(&value) {
+                return Err(file.error(
+                    line,
+                    format!("attribute {} is {value}, expected 1, 0 or -1", j + 1),
+                ));
+            }
+            label[j] = u8::from(value == 1);
         }
         entries.push(Entry {
             line,

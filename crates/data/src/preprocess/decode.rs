@@ -69,11 +69,11 @@ impl DecodeLimits {
 /// with rounding (OpenCV truncates), and JPEG pixels may differ by a level or two from
 /// libjpeg-turbo's (different IDCT and chroma upsampling).
 pub fn decode_rgb8(path: &Path, limits: &DecodeLimits) -> Result<RgbImage, PreprocessError> {
-    let reader = ImageReader::open(path).map_err(|source| PreprocessError::Io {
+    let bytes = std::fs::read(path).map_err(|source| PreprocessError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    decode_reader(reader, path, limits)
+    decode_rgb8_bytes(&bytes, path, limits)
 }
 
 /// [`decode_rgb8`] of an encoded image already in memory (a RecordIO payload, a `.bin`
@@ -83,7 +83,30 @@ pub fn decode_rgb8_bytes(
     name: &Path,
     limits: &DecodeLimits,
 ) -> Result<RgbImage, PreprocessError> {
+    // The JPEG decoder fills a cut-off scan with grey and reports success (libjpeg warns
+    // "premature end of JPEG file"); a file cut short is a bad sample, not a face.
+    if is_truncated_jpeg(bytes) {
+        return Err(PreprocessError::TruncatedJpeg {
+            path: name.to_path_buf(),
+        });
+    }
     decode_reader(ImageReader::new(Cursor::new(bytes)), name, limits)
+}
+
+/// A JPEG (starts with SOI) with no EOI marker after its last start-of-scan. Entropy-coded
+/// data never holds `FF DA` or `FF D9` (a data 0xFF is followed by 0x00 or a restart
+/// marker), and embedded thumbnails come before the main image's scans.
+fn is_truncated_jpeg(bytes: &[u8]) -> bool {
+    const SOI: [u8; 2] = [0xFF, 0xD8];
+    const SOS: [u8; 2] = [0xFF, 0xDA];
+    const EOI: [u8; 2] = [0xFF, 0xD9];
+    if !bytes.starts_with(&SOI) {
+        return false;
+    }
+    let Some(last_scan) = bytes.windows(2).rposition(|w| w == SOS) else {
+        return false; // no scan at all: the decoder reports that itself
+    };
+    !bytes[last_scan..].windows(2).any(|w| w == EOI)
 }
 
 fn decode_reader<R: BufRead + Seek>(

@@ -37,6 +37,11 @@ pub enum PreprocessError {
         #[source]
         source: image::ImageError,
     },
+    #[error(
+        "image {} is a truncated JPEG: no end-of-image marker after its last scan",
+        path.display()
+    )]
+    TruncatedJpeg { path: PathBuf },
     #[error("cannot resize an empty {width}x{height} image to {dst_width}x{dst_height}")]
     EmptyResize {
         width: u32,

@@ -181,9 +181,12 @@ fn part<T: for<'de> Deserialize<'de> + Serialize + Default>(
         })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    serde_yaml::from_value(serde_yaml::Value::Mapping(sub)).map_err(|e| ConfigError::Invalid {
-        path: path.to_path_buf(),
-        message: format!("{what}: {e}"),
+    // The failing key's path (`lr`, `swin.depths`) leads the message.
+    serde_path_to_error::deserialize(serde_yaml::Value::Mapping(sub)).map_err(|e| {
+        ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message: format!("{what}: {}: {}", e.path(), e.inner()),
+        }
     })
 }
 
