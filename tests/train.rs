@@ -550,6 +550,19 @@ fn set_args<'a>(sets: &[&'a str]) -> Vec<&'a str> {
     sets.iter().flat_map(|s| ["--set", *s]).collect()
 }
 
+/// Whether a checkpoint write is under way (or was cut off) in `output`.
+fn partial_exists(output: &Path) -> bool {
+    std::fs::read_dir(output.join("checkpoints"))
+        .into_iter()
+        .flatten()
+        .any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains(".partial-")
+        })
+}
+
 #[test]
 fn sigkill_at_random_moments_loses_nothing_and_resumes_exactly() {
     const KILLS: usize = 20;
@@ -592,7 +605,22 @@ fn sigkill_at_random_moments_loses_nothing_and_resumes_exactly() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(wait);
+        // Every other kill waits for a checkpoint write to be under way (its hidden
+        // `.partial` directory exists); the rest land wherever the moment falls.
+        let aim_at_a_write = kills % 2 == 1;
+        let started = Instant::now();
+        loop {
+            let elapsed = started.elapsed();
+            let due = if aim_at_a_write {
+                partial_exists(&out_dir) || elapsed > 4 * wait
+            } else {
+                elapsed >= wait
+            };
+            if due || child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
         if child.try_wait().unwrap().is_some() {
             break; // finished before this kill: nothing left to interrupt
         }
@@ -600,16 +628,7 @@ fn sigkill_at_random_moments_loses_nothing_and_resumes_exactly() {
         child.wait().unwrap();
         kills += 1;
         let checkpoints = out_dir.join("checkpoints");
-        let mid_write = std::fs::read_dir(&checkpoints)
-            .into_iter()
-            .flatten()
-            .any(|e| {
-                e.unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .contains(".partial-")
-            });
-        kills_mid_write += usize::from(mid_write);
+        kills_mid_write += usize::from(partial_exists(&out_dir));
         // The newest complete checkpoint reads back whole (the next start loads it).
         let newest = std::fs::read_dir(&checkpoints)
             .into_iter()
@@ -633,6 +652,10 @@ fn sigkill_at_random_moments_loses_nothing_and_resumes_exactly() {
     assert!(
         kills >= KILLS / 2,
         "only {kills} kills landed before the run ended"
+    );
+    assert!(
+        kills_mid_write > 0,
+        "no kill landed inside a checkpoint write: {newest_steps:?}"
     );
     assert!(
         newest_steps.windows(2).all(|w| w[0] <= w[1]),
