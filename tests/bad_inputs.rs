@@ -73,11 +73,11 @@ fn data_config(dir: &Path, edits: &[(&str, String)]) -> PathBuf {
 }
 
 /// `swinface data check` with `key` pointed at the corpus file `name` (plus `more` edits).
-fn check_with(name: &str, key: &str, more: &[(&str, String)], expected: &[&str]) {
+fn check_with(name: &str, key: &str, more: &[(&str, &str)], expected: &[&str]) {
     let dir = scratch(name);
     let file = corpus(name);
     let mut edits = vec![(key, format!("'{}'", file.display()))];
-    edits.extend(more.iter().cloned());
+    edits.extend(more.iter().map(|(k, v)| (*k, (*v).to_owned())));
     let config = data_config(&dir, &edits);
     let (out, text) = run(&[
         "data",
@@ -93,16 +93,20 @@ fn check_with(name: &str, key: &str, more: &[(&str, String)], expected: &[&str])
     assert_clean_failure(&out, &text, &all);
 }
 
-macro_rules! label_file_cases {
-    ($($test:ident: $file:literal via $key:literal => [$($expected:literal),+];)+) => {$(
+/// One `data check` test per corpus file under `$dir`, the file given to config key `$key`,
+/// with the group's other config edits.
+macro_rules! data_check_cases {
+    ($dir:literal, $edits:expr, {
+        $($test:ident: $file:literal via $key:literal => [$($expected:literal),+];)+
+    }) => {$(
         #[test]
         fn $test() {
-            check_with(concat!("labels/", $file), $key, &[], &[$($expected),+]);
+            check_with(concat!($dir, "/", $file), $key, $edits, &[$($expected),+]);
         }
     )+};
 }
 
-label_file_cases! {
+data_check_cases!("labels", &[], {
     raf_row_without_a_label: "raf_missing_label.txt" via "RAF_label" =>
         [".txt:2", "expected `name label`"];
     raf_label_out_of_range: "raf_label_out_of_range.txt" via "RAF_label" =>
@@ -123,50 +127,25 @@ label_file_cases! {
         [".txt:2", "expected at least 3 columns"];
     affectnet_label_out_of_range: "affectnet_label_out_of_range.txt" via "AffectNet_label" =>
         [".txt:2", "label 12 is outside"];
-}
+});
 
-macro_rules! age_gender_cases {
-    ($($test:ident: $dir:literal => [$($expected:literal),+];)+) => {$(
-        #[test]
-        fn $test() {
-            check_with(
-                concat!("labels/", $dir),
-                "age_gender_data_path",
-                &[("age_gender_data_list", "[IMDB]".into())],
-                &[$($expected),+],
-            );
-        }
-    )+};
-}
+data_check_cases!("labels", &[("age_gender_data_list", "[IMDB]")], {
+    age_gender_negative_age: "age_gender_negative_age" via "age_gender_data_path" =>
+        ["IMDB/label.txt:3", "age -4"];
+    age_gender_row_without_gender: "age_gender_wrong_columns" via "age_gender_data_path" =>
+        ["IMDB/label.txt:2", "columns"];
+});
 
-age_gender_cases! {
-    age_gender_negative_age: "age_gender_negative_age" => ["IMDB/label.txt:3", "age -4"];
-    age_gender_row_without_gender: "age_gender_wrong_columns" => ["IMDB/label.txt:2", "columns"];
-}
-
-macro_rules! recordio_cases {
-    ($($test:ident: $dir:literal => [$($expected:literal),+];)+) => {$(
-        #[test]
-        fn $test() {
-            check_with(
-                concat!("recordio/", $dir),
-                "rec",
-                &[("val_targets", "[]".into()), ("num_classes", "2".into())],
-                &[$($expected),+],
-            );
-        }
-    )+};
-}
-
-recordio_cases! {
-    recordio_bad_magic: "bad_magic" => ["train.rec: record at byte 4432: bad magic 0x0df0ad0b"];
-    recordio_truncated_record: "truncated" =>
+data_check_cases!("recordio", &[("val_targets", "[]"), ("num_classes", "2")], {
+    recordio_bad_magic: "bad_magic" via "rec" =>
+        ["train.rec: record at byte 4432: bad magic 0x0df0ad0b"];
+    recordio_truncated_record: "truncated" via "rec" =>
         ["train.rec: record at byte 4432: record header claims 2214 bytes but only 1108 remain"];
-    recordio_index_past_the_end: "idx_past_end" =>
+    recordio_index_past_the_end: "idx_past_end" via "rec" =>
         ["train.idx:3: key 2 points to byte 10000000, past the end of the .rec (6648 bytes)"];
-    recordio_length_past_the_end: "length_past_end" =>
+    recordio_length_past_the_end: "length_past_end" via "rec" =>
         ["record header claims 536870919 bytes but only 2216 remain"];
-}
+});
 
 /// A verification `.bin` from the corpus as `lfw.bin` beside the good recognition data.
 fn check_verification_bin(name: &str, expected: &[&str]) {
