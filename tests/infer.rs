@@ -391,3 +391,45 @@ fn a_missing_or_garbage_checkpoint_is_one_clear_error() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+#[test]
+fn a_training_config_serves_as_the_model_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = SwinFaceConfig::tiny_demo();
+    let vs = nn::VarStore::new(Device::Cpu);
+    let _model = SwinFace::new(&vs.root(), &config).unwrap();
+    let checkpoint = dir.path().join("tiny.safetensors");
+    swinface_model::checkpoint::save_native(&checkpoint, &vs, &Default::default()).unwrap();
+    // The model keys among training keys, as in the config.yaml saved beside checkpoints.
+    let model_yaml = serde_yaml::to_string(&config).unwrap();
+    let train = dir.path().join("train.yaml");
+    std::fs::write(
+        &train,
+        format!("{model_yaml}lr: 0.001\nrecognition_bz: 4\nverbose: 7\n"),
+    )
+    .unwrap();
+    let image = fixture("face.jpg");
+    let args = |cfg: &Path| {
+        vec![
+            "--checkpoint".to_owned(),
+            checkpoint.to_str().unwrap().to_owned(),
+            "--config".to_owned(),
+            cfg.to_str().unwrap().to_owned(),
+        ]
+    };
+    let a = args(&train);
+    let out = run_infer(&a.iter().map(String::as_str).collect::<Vec<_>>(), &[&image]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Expression"));
+    // A key neither config knows is still an error naming the file.
+    let typo = dir.path().join("typo.yaml");
+    std::fs::write(&typo, format!("{model_yaml}lerning_rate: 0.001\n")).unwrap();
+    let a = args(&typo);
+    let out = run_infer(&a.iter().map(String::as_str).collect::<Vec<_>>(), &[&image]);
+    let stderr = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("typo.yaml") && stderr.contains("lerning_rate"),
+        "{stderr}"
+    );
+}

@@ -87,8 +87,18 @@ fn load_config(path: Option<&Path>) -> Result<SwinFaceConfig> {
     };
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read model config {}", path.display()))?;
-    let cfg: SwinFaceConfig = serde_yaml::from_str(&text)
-        .with_context(|| format!("invalid model config {}", path.display()))?;
+    let cfg: SwinFaceConfig = match serde_yaml::from_str(&text) {
+        Ok(cfg) => cfg,
+        // A whole training config (the `config.yaml` saved beside checkpoints) holds the
+        // model keys among the others: take its model part.
+        Err(model_only) => match crate::train::config::TrainConfig::load(path, &[]) {
+            Ok(train) => train.model,
+            Err(_) => {
+                return Err(model_only)
+                    .with_context(|| format!("invalid model config {}", path.display()))
+            }
+        },
+    };
     cfg.validate()
         .with_context(|| format!("invalid model config {}", path.display()))?;
     Ok(cfg)
