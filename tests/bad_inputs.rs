@@ -201,17 +201,22 @@ fn verification_bin_naming_os_system_is_refused_and_runs_nothing() {
     assert!(!Path::new(PWNED).exists(), "the pickle ran code");
 }
 
-#[test]
-fn checkpoint_naming_os_system_is_refused_and_runs_nothing() {
-    let _ = std::fs::remove_file(PWNED);
-    let pt = corpus("pickles/evil_global.pt");
+/// `swinface infer` on the fixture face with the corpus checkpoint `name`.
+fn infer_with_checkpoint(name: &str) -> (Output, String) {
+    let pt = corpus(name);
     let face = corpus("../fixtures/images/face.jpg");
-    let (out, text) = run(&[
+    run(&[
         "infer",
         "--checkpoint",
         pt.to_str().unwrap(),
         face.to_str().unwrap(),
-    ]);
+    ])
+}
+
+#[test]
+fn checkpoint_naming_os_system_is_refused_and_runs_nothing() {
+    let _ = std::fs::remove_file(PWNED);
+    let (out, text) = infer_with_checkpoint("pickles/evil_global.pt");
     assert_clean_failure(
         &out,
         &text,
@@ -222,14 +227,7 @@ fn checkpoint_naming_os_system_is_refused_and_runs_nothing() {
 
 #[test]
 fn checkpoint_of_the_wrong_structure() {
-    let pt = corpus("pickles/wrong_structure.pt");
-    let face = corpus("../fixtures/images/face.jpg");
-    let (out, text) = run(&[
-        "infer",
-        "--checkpoint",
-        pt.to_str().unwrap(),
-        face.to_str().unwrap(),
-    ]);
+    let (out, text) = infer_with_checkpoint("pickles/wrong_structure.pt");
     assert_clean_failure(&out, &text, &["wrong_structure.pt", "missing keys"]);
 }
 
