@@ -1,6 +1,7 @@
 """Forward-pass throughput of the PyTorch eager SwinFace baseline; prints one JSON line."""
 import argparse
 import json
+import resource
 import statistics
 import time
 
@@ -34,6 +35,7 @@ def main():
                 if i >= args.warmup:
                     times.append(time.perf_counter() - t0)
             result["images_per_s"][str(b)] = b / statistics.median(times)
+    result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
 
 

@@ -205,6 +205,16 @@ class Backbone(nn.Module):
         return torch.cat(local, 1), glob, emb
 
 
+def proportional_split(total, weights):
+    """`total` shared in proportion to `weights`, largest remainder first (as ours)."""
+    s = sum(weights)
+    parts = [total * w // s for w in weights]
+    order = sorted(range(len(weights)), key=lambda i: -(total * weights[i] % s))
+    for i in order[: total - sum(parts)]:
+        parts[i] += 1
+    return parts
+
+
 class SplitConv(nn.Module):
     def __init__(self, ins=(192, 384, 768, 768), outs=(47, 93, 186, 186)):
         super().__init__()
@@ -226,9 +236,9 @@ class ChannelGate(nn.Module):
 
 
 class FamBranch(nn.Module):
-    def __init__(self, feat=512):
+    def __init__(self, ins=(192, 384, 768, 768), feat=512):
         super().__init__()
-        self.conv = SplitConv()
+        self.conv = SplitConv(ins, proportional_split(feat, ins))
         self.channel_attention = ChannelGate(feat)
         self.norm = nn.BatchNorm1d(feat, eps=2e-5)
 
@@ -238,28 +248,28 @@ class FamBranch(nn.Module):
 
 
 class Fam(nn.Module):
-    def __init__(self):
+    def __init__(self, ins=(192, 384, 768, 768), feat=512):
         super().__init__()
-        self.nets = nn.ModuleList(FamBranch() for _ in range(11))
+        self.nets = nn.ModuleList(FamBranch(ins, feat) for _ in range(11))
 
     def forward(self, x):
         return torch.stack([n(x) for n in self.nets])
 
 
 class Subnet(nn.Module):
-    def __init__(self, d=512):
+    def __init__(self, d=512, drop=0.5):
         super().__init__()
-        self.feature = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Dropout(0.5),
-                                     nn.Linear(d, d), nn.ReLU(), nn.Dropout(0.5))
+        self.feature = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Dropout(drop),
+                                     nn.Linear(d, d), nn.ReLU(), nn.Dropout(drop))
 
     def forward(self, x):
         return self.feature(x)
 
 
 class Tss(nn.Module):
-    def __init__(self):
+    def __init__(self, d=512, drop=0.5):
         super().__init__()
-        self.nets = nn.ModuleList(Subnet() for _ in range(11))
+        self.nets = nn.ModuleList(Subnet(d, drop) for _ in range(11))
 
     def forward(self, x):
         return torch.stack([n(x[i]) for i, n in enumerate(self.nets)])
@@ -281,10 +291,25 @@ class Om(nn.Module):
 
 
 class SwinFace(nn.Module):
-    def __init__(self, amp_dtype=torch.float16):
+    """The released model by default; `spec` (the "model" part of `swinface bench train`'s
+    JSON line) builds any other size the same way ours does."""
+
+    def __init__(self, amp_dtype=torch.float16, spec=None):
         super().__init__()
-        self.backbone = Backbone(amp_dtype=amp_dtype)
-        self.fam, self.tss, self.om = Fam(), Tss(), Om()
+        if spec is None:
+            self.backbone = Backbone(amp_dtype=amp_dtype)
+            self.fam, self.tss, self.om = Fam(), Tss(), Om()
+            return
+        dim, depths = spec["embed_dim"], tuple(spec["depths"])
+        self.backbone = Backbone(img=spec["img_size"], patch=spec["patch_size"], dim=dim, depths=depths,
+                                 heads=tuple(spec["num_heads"]), window=spec["window_size"],
+                                 drop_path=spec["drop_path_rate"], emb=spec["embedding_size"],
+                                 amp_dtype=amp_dtype)
+        levels = tuple(dim * 2 ** (i + 1) for i in range(len(depths) - 1)) + (dim * 2 ** (len(depths) - 1),)
+        feat = spec["fam_feature_dim"]
+        self.fam = Fam(levels, feat)
+        self.tss = Tss(feat, spec["tss_drop_rate"])
+        self.om = Om(feat)
 
     def set_amp(self, enabled):
         for m in self.modules():

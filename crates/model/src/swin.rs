@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 use swinface_torch_ext::{autocast_region, Autocast};
-use tch::{nn, Kind, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
 use crate::config::ConfigError;
 use crate::layers::{
@@ -34,10 +34,24 @@ pub enum AttentionKernel {
     /// The official sequence: `softmax(q * scale @ k^T + bias + mask) @ v`.
     Math,
     /// `scaled_dot_product_attention` with bias and shift mask as one additive mask.
-    /// Default: on the CPU its eval forward is ~15-20% faster than `math` and training is
-    /// as fast (measured by `bench_forward_batch8_math_vs_sdpa` in tests/parity.rs).
-    #[default]
     Sdpa,
+    /// `sdpa` where no gradient is recorded (eval, inference) and on the GPU; `math` when
+    /// training on the CPU. There SDPA's forward without grad is up to 2x faster than
+    /// `math` (stage 1, batch 32), but with a mask that needs its gradient (the bias table
+    /// is a parameter) its forward + backward is 20-35% slower (BENCHMARKS.md).
+    #[default]
+    Auto,
+}
+
+impl AttentionKernel {
+    /// Whether attention over `q` runs through SDPA (`Auto` resolved for `q`).
+    pub fn uses_sdpa(self, q: &Tensor) -> bool {
+        match self {
+            Self::Math => false,
+            Self::Sdpa => true,
+            Self::Auto => !(q.requires_grad() && q.device() == Device::Cpu),
+        }
+    }
 }
 
 /// Hyper-parameters of the Swin backbone. Default: Swin-T as SwinFace builds it
@@ -90,7 +104,7 @@ impl Default for SwinConfig {
             drop_path_rate: 0.1,
             ape: false,
             patch_norm: true,
-            attention: AttentionKernel::Sdpa,
+            attention: AttentionKernel::Auto,
         }
     }
 }
@@ -387,48 +401,45 @@ impl WindowAttention {
     ) -> Tensor {
         let (batch_windows, heads, n) = dims3(q);
         let bias = self.relative_position_bias().unsqueeze(0);
-        match self.kernel {
-            AttentionKernel::Math => {
-                let attn = (q * self.scale).matmul(&k.transpose(-2, -1)) + bias;
-                let attn = match mask {
-                    Some(mask) => {
-                        let nw = mask.size()[0];
-                        (attn.view([batch_windows / nw, nw, heads, n, n])
-                            + mask.unsqueeze(1).unsqueeze(0))
-                        .view([-1, heads, n, n])
-                    }
-                    None => attn,
-                };
-                let attn = attn.softmax(-1, attn.kind());
-                dropout(&attn, self.attn_drop, train).matmul(v)
-            }
-            AttentionKernel::Sdpa => {
-                let additive = match mask {
-                    // The 4-D kernels need one mask per window of the batch: merging the
-                    // batch and window axes of a broadcast mask costs one copy.
-                    Some(mask) => {
-                        let nw = mask.size()[0];
-                        (bias + mask.unsqueeze(1))
-                            .unsqueeze(0)
-                            .expand([batch_windows / nw, nw, heads, n, n], false)
-                            .reshape([batch_windows, heads, n, n])
-                    }
-                    None => bias,
-                };
-                // SDPA wants the float mask in the query's dtype.
-                let additive = additive.to_kind(q.kind());
-                let p = if train { self.attn_drop } else { 0.0 };
-                Tensor::scaled_dot_product_attention(
-                    q,
-                    k,
-                    v,
-                    Some(&additive),
-                    p,
-                    false,
-                    self.scale,
-                    false,
-                )
-            }
+        if self.kernel.uses_sdpa(q) {
+            let additive = match mask {
+                // The 4-D kernels need one mask per window of the batch: merging the
+                // batch and window axes of a broadcast mask costs one copy.
+                Some(mask) => {
+                    let nw = mask.size()[0];
+                    (bias + mask.unsqueeze(1))
+                        .unsqueeze(0)
+                        .expand([batch_windows / nw, nw, heads, n, n], false)
+                        .reshape([batch_windows, heads, n, n])
+                }
+                None => bias,
+            };
+            // SDPA wants the float mask in the query's dtype.
+            let additive = additive.to_kind(q.kind());
+            let p = if train { self.attn_drop } else { 0.0 };
+            Tensor::scaled_dot_product_attention(
+                q,
+                k,
+                v,
+                Some(&additive),
+                p,
+                false,
+                self.scale,
+                false,
+            )
+        } else {
+            let attn = (q * self.scale).matmul(&k.transpose(-2, -1)) + bias;
+            let attn = match mask {
+                Some(mask) => {
+                    let nw = mask.size()[0];
+                    (attn.view([batch_windows / nw, nw, heads, n, n])
+                        + mask.unsqueeze(1).unsqueeze(0))
+                    .view([-1, heads, n, n])
+                }
+                None => attn,
+            };
+            let attn = attn.softmax(-1, attn.kind());
+            dropout(&attn, self.attn_drop, train).matmul(v)
         }
     }
 
@@ -999,6 +1010,36 @@ mod tests {
         // The mask matters: without it the outputs differ clearly.
         block.attn_mask = None;
         assert!(max_abs_diff(&math, &block.forward_t(&x, false)) > 1e-3);
+    }
+
+    #[test]
+    fn auto_attention_is_sdpa_without_grad_and_math_when_training_on_the_cpu() {
+        tch::manual_seed(5);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = SwinConfig::default();
+        assert_eq!(cfg.attention, AttentionKernel::Auto);
+        let mut block = SwinBlock::new(&vs.root(), &cfg, 96, 14, 3, 3, 0.0);
+        let x = Tensor::randn([2, 196, 96], (Kind::Float, Device::Cpu));
+        let run = |block: &SwinBlock, grad: bool| {
+            if grad {
+                block.forward_t(&x, false)
+            } else {
+                tch::no_grad(|| block.forward_t(&x, false))
+            }
+        };
+        let auto = [run(&block, false), run(&block, true)];
+        block.attn.kernel = AttentionKernel::Sdpa;
+        let sdpa = run(&block, false);
+        block.attn.kernel = AttentionKernel::Math;
+        let math = run(&block, true);
+        // Bit for bit the kernel it resolves to, and the two kernels differ in round-off.
+        assert!(auto[0].equal(&sdpa));
+        assert!(auto[1].equal(&math));
+        assert!(!sdpa.equal(&math));
+        let q = Tensor::zeros([1], (Kind::Float, Device::Cpu));
+        assert!(AttentionKernel::Auto.uses_sdpa(&q));
+        assert!(!AttentionKernel::Auto.uses_sdpa(&q.set_requires_grad(true)));
+        assert!(!AttentionKernel::Math.uses_sdpa(&q));
     }
 
     #[test]

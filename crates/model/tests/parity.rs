@@ -178,8 +178,9 @@ fn variables_equal_the_official_state_dict() {
 #[test]
 fn default_config_matches_official_outputs() {
     let cfg = SwinFaceConfig::default();
-    assert_eq!(cfg.swin.attention, AttentionKernel::Sdpa);
-    assert_matches_official(&cfg, "sdpa");
+    // `auto`: SDPA in this no-grad forward.
+    assert_eq!(cfg.swin.attention, AttentionKernel::Auto);
+    assert_matches_official(&cfg, "auto");
 }
 
 #[test]

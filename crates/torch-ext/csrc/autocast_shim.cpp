@@ -142,4 +142,21 @@ int swinface_cuda_capability(int index, int* major, int* minor, char* error,
   return kOk;
 }
 
+// Free and total bytes of the current CUDA device (cudaMemGetInfo).
+int swinface_cuda_mem_info(size_t* free_bytes, size_t* total_bytes, char* error,
+                           size_t error_length) {
+  using MemGetInfo = int (*)(size_t*, size_t*);
+  const auto mem_get_info = cuda_runtime_function<MemGetInfo>("cudaMemGetInfo");
+  if (mem_get_info == nullptr) {
+    write_message(error, error_length, "the CUDA runtime is not loaded (CPU-only libtorch?)");
+    return kError;
+  }
+  const int status = mem_get_info(free_bytes, total_bytes);
+  if (status != 0) {
+    write_message(error, error_length, "cudaMemGetInfo failed");
+    return status;
+  }
+  return kOk;
+}
+
 }  // extern "C"

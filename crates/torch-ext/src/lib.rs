@@ -56,6 +56,12 @@ mod ffi {
             error: *mut c_char,
             error_length: usize,
         ) -> c_int;
+        pub fn swinface_cuda_mem_info(
+            free_bytes: *mut usize,
+            total_bytes: *mut usize,
+            error: *mut c_char,
+            error_length: usize,
+        ) -> c_int;
     }
 }
 
@@ -329,6 +335,25 @@ pub fn cuda_current_device() -> Result<usize> {
         status: 0,
         reason: format!("negative device index {index}"),
     })
+}
+
+/// (free, total) bytes of the current CUDA device (`cudaMemGetInfo`). What libtorch's
+/// caching allocator holds counts as used, freed blocks included, so `total - free` after
+/// a run is its peak reservation plus the CUDA context.
+pub fn cuda_mem_info() -> Result<(usize, usize)> {
+    let (mut free, mut total) = (0usize, 0usize);
+    call_shim(
+        // SAFETY: the out-pointers and the buffer live across the call.
+        |error, length| unsafe {
+            ffi::swinface_cuda_mem_info(&mut free, &mut total, error, length)
+        },
+        |status, reason| TorchExtError::Cuda {
+            call: "cudaMemGetInfo",
+            status,
+            reason,
+        },
+    )?;
+    Ok((free, total))
 }
 
 /// Whether CUDA device `index` has bf16 support (compute capability >= 8.0).

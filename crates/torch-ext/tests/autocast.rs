@@ -4,8 +4,8 @@
 //! tests/cast_cache.rs.)
 
 use swinface_torch_ext::{
-    autocast_region, cuda_capability, cuda_supports_bf16, dtype, is_enabled, Autocast,
-    AutocastDevice, AutocastGuard, TorchExtError,
+    autocast_region, cuda_capability, cuda_mem_info, cuda_supports_bf16, dtype, is_enabled,
+    Autocast, AutocastDevice, AutocastGuard, TorchExtError,
 };
 use tch::{Device, Kind, Tensor};
 
@@ -156,10 +156,14 @@ fn cuda_queries_without_a_gpu() {
     if tch::Cuda::is_available() {
         let (major, _) = cuda_capability(0).unwrap();
         assert_eq!(cuda_supports_bf16(), major >= 8);
+        let (free, total) = cuda_mem_info().unwrap();
+        assert!(total > 0 && free <= total, "free {free} of {total}");
         return;
     }
     assert!(!cuda_supports_bf16());
     assert!(cuda_capability(0).is_err());
+    let error = cuda_mem_info().unwrap_err().to_string();
+    assert!(error.contains("cudaMemGetInfo"), "{error}");
     // CUDA autocast state can be switched without a GPU (it is only thread-local flags).
     let _region = AutocastGuard::enter(AutocastDevice::Cuda, Kind::BFloat16, true).unwrap();
     assert!(is_enabled(AutocastDevice::Cuda).unwrap());

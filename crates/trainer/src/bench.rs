@@ -5,6 +5,7 @@ use anyhow::Result;
 
 use crate::bench_data::{self, DataBenchArgs};
 use crate::bench_forward::{self, ForwardBenchArgs};
+use crate::bench_train::{self, TrainBenchArgs};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum BenchCommand {
@@ -14,6 +15,8 @@ pub enum BenchCommand {
     Data(DataBenchArgs),
     /// Images/s of the verification evaluation on an LFW-style .bin (and the time for 12,000).
     Eval(crate::eval::bench::EvalBenchArgs),
+    /// Images/s and peak memory of the multi-task train step on fixed random batches.
+    Train(TrainBenchArgs),
 }
 
 pub fn run(command: &BenchCommand) -> Result<()> {
@@ -21,5 +24,6 @@ pub fn run(command: &BenchCommand) -> Result<()> {
         BenchCommand::Forward(args) => bench_forward::run(args),
         BenchCommand::Data(args) => bench_data::run(args),
         BenchCommand::Eval(args) => crate::eval::bench::run(args),
+        BenchCommand::Train(args) => bench_train::run(args),
     }
 }

@@ -67,6 +67,7 @@ pub fn run(args: &ForwardBenchArgs) -> Result<()> {
         "impl": "rust",
         "threads": tch::get_num_threads(),
         "images_per_s": images_per_s,
+        "peak_rss_mib": crate::bench_train::peak_rss_mib()?,
     });
     println!("{result}");
     Ok(())

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_data;
 mod bench_forward;
+mod bench_train;
 mod cli;
 mod data_check;
 mod eval;
