@@ -18,6 +18,26 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+/// jemalloc for Rust and, through its unprefixed `malloc` family, for libtorch's CPU
+/// tensors too: glibc returns each large freed block to the kernel and faults it in again
+/// on the next step; jemalloc keeps it for reuse.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's options, read at its start from this symbol (the `MALLOC_CONF` environment
+/// variable still overrides them). Freed pages are never handed back: with any decay,
+/// the activations and gradients of every step (hundreds of MB) are purged and faulted in
+/// again, and the train step is ~1.3x slower (BENCHMARKS.md); a training process reaches
+/// its peak in the first step and stays there, so nothing is lost by keeping it.
+#[export_name = "malloc_conf"]
+static MALLOC_CONF: MallocConf = MallocConf(c"dirty_decay_ms:-1,muzzy_decay_ms:-1".as_ptr());
+
+/// A C string pointer that may be a static.
+#[repr(transparent)]
+struct MallocConf(*const std::ffi::c_char);
+// SAFETY: it points to an immutable C string literal.
+unsafe impl Sync for MallocConf {}
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     // Logs go to stderr so that stdout carries only results.
