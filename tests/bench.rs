@@ -17,7 +17,12 @@ fn bench_train(extra: &[&str]) -> std::process::Output {
         .chain(["--reps", "1", "--warmup", "0"])
         .map(String::from)
         .collect();
-    for stream in ["recognition_bz", "age_gender_bz", "CelebA_bz", "expression_bz"] {
+    for stream in [
+        "recognition_bz",
+        "age_gender_bz",
+        "CelebA_bz",
+        "expression_bz",
+    ] {
         args.extend(["--set".to_owned(), format!("{stream}=2")]);
     }
     args.extend(extra.iter().map(|a| a.to_string()));
@@ -37,7 +42,11 @@ fn json_line(stdout: &[u8]) -> Value {
 #[test]
 fn bench_train_reports_a_spec_that_the_pytorch_baseline_trains() {
     let out = bench_train(&[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let ours = json_line(&out.stdout);
     assert_eq!(ours["impl"], "rust");
     assert_eq!(ours["batch"], 8);
@@ -48,7 +57,10 @@ fn bench_train_reports_a_spec_that_the_pytorch_baseline_trains() {
     assert_eq!(ours["analysis_loss_weights"].as_array().unwrap().len(), 42);
     let rate = ours["images_per_s"].as_f64().unwrap();
     let step = ours["step_s"].as_f64().unwrap();
-    assert!(rate > 0.0 && (rate * step - 8.0).abs() < 1e-6, "{rate} img/s, {step} s");
+    assert!(
+        rate > 0.0 && (rate * step - 8.0).abs() < 1e-6,
+        "{rate} img/s, {step} s"
+    );
     assert!(ours["peak_rss_mib"].as_f64().unwrap() > 50.0);
 
     let python = root().join(".venv/bin/python");
@@ -58,7 +70,11 @@ fn bench_train_reports_a_spec_that_the_pytorch_baseline_trains() {
         .current_dir(root().join("scripts/baseline"))
         .output()
         .unwrap();
-    assert!(base.status.success(), "{}", String::from_utf8_lossy(&base.stderr));
+    assert!(
+        base.status.success(),
+        "{}",
+        String::from_utf8_lossy(&base.stderr)
+    );
     let base = json_line(&base.stdout);
     assert_eq!(base["impl"], "pytorch");
     assert_eq!(base["batch"], 8);

@@ -339,6 +339,8 @@ impl TrainConfig {
         if self.partial_fc.num_classes <= 0 {
             return Err("num_classes must be at least 1".into());
         }
+        // Written so that NaN fails too.
+        #[allow(clippy::neg_cmp_op_on_partial_ord)]
         if !(self.partial_fc.sample_rate > 0.0) {
             return Err(format!(
                 "sample_rate {} must be > 0",

@@ -363,7 +363,7 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
                 }
             }
             progress.record_losses(step, &outcome)?;
-            if (step + 1) % config.train.frequent == 0 || step + 1 == total_steps {
+            if (step + 1).is_multiple_of(config.train.frequent) || step + 1 == total_steps {
                 log_step(
                     &mut progress,
                     &learner,
@@ -414,7 +414,7 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
             }
             let stop_now = interrupted.load(Ordering::SeqCst)
                 || args.stop_after.is_some_and(|n| run_steps >= n);
-            if (global_step + 1) % config.train.save_verbose == 0 || last || stop_now {
+            if (global_step + 1).is_multiple_of(config.train.save_verbose) || last || stop_now {
                 let state = TrainState {
                     format: STATE_FORMAT.into(),
                     format_version: STATE_VERSION,
