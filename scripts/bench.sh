@@ -28,6 +28,8 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir" "$raw"' EXIT
 
 wants() { [[ " $only " == *" $1 "* ]]; }
+# The result inside one of tagged's lines: our bench train line is the baseline's --spec.
+result_of() { python -c 'import json, sys; print(json.dumps(json.load(sys.stdin)["result"]))'; }
 # Runs a benchmark command and tags its JSON line with the benchmark's name.
 tagged() {
   local name=$1
@@ -49,12 +51,12 @@ for round in $(seq "$rounds"); do
   if wants train_full; then
     spec=$(tagged train_full "$bin" bench train "${full_batches[@]}" "${ours_set[@]}" --reps "$train_reps")
     tagged train_full python scripts/baseline/bench_train.py --reps "$train_reps" \
-      --spec "$(printf '%s' "$spec" | python -c 'import json, sys; print(json.dumps(json.load(sys.stdin)["result"]))')"
+      --spec "$(printf '%s' "$spec" | result_of)"
   fi
   if wants train_small; then
     spec=$(tagged train_small "$bin" bench train --config configs/demo.yaml "${ours_set[@]}" --reps $((train_reps * 3)))
     tagged train_small python scripts/baseline/bench_train.py --reps $((train_reps * 3)) \
-      --spec "$(printf '%s' "$spec" | python -c 'import json, sys; print(json.dumps(json.load(sys.stdin)["result"]))')"
+      --spec "$(printf '%s' "$spec" | result_of)"
   fi
   if wants data; then
     tagged data "$bin" bench data --images "$images" --threads "$threads" --reps 3 --dir "$dir"

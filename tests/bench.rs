@@ -33,6 +33,16 @@ fn bench_train(extra: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// The JSON line of a run that must have succeeded (its stderr shown when not).
+fn json_of_success(out: &std::process::Output) -> Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json_line(&out.stdout)
+}
+
 fn json_line(stdout: &[u8]) -> Value {
     let text = String::from_utf8_lossy(stdout);
     let line = text.lines().find(|l| l.starts_with('{'));
@@ -41,13 +51,7 @@ fn json_line(stdout: &[u8]) -> Value {
 
 #[test]
 fn bench_train_reports_a_spec_that_the_pytorch_baseline_trains() {
-    let out = bench_train(&[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let ours = json_line(&out.stdout);
+    let ours = json_of_success(&bench_train(&[]));
     assert_eq!(ours["impl"], "rust");
     assert_eq!(ours["batch"], 8);
     assert_eq!(ours["batches"], serde_json::json!([2, 2, 2, 2]));
@@ -70,12 +74,7 @@ fn bench_train_reports_a_spec_that_the_pytorch_baseline_trains() {
         .current_dir(root().join("scripts/baseline"))
         .output()
         .unwrap();
-    assert!(
-        base.status.success(),
-        "{}",
-        String::from_utf8_lossy(&base.stderr)
-    );
-    let base = json_line(&base.stdout);
+    let base = json_of_success(&base);
     assert_eq!(base["impl"], "pytorch");
     assert_eq!(base["batch"], 8);
     assert!(base["images_per_s"].as_f64().unwrap() > 0.0);
