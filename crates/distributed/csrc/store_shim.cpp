@@ -6,6 +6,8 @@
 
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+#include <c10/util/Logging.h>
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -69,6 +71,12 @@ int swinface_store_new(const char* host, uint16_t port, int is_server, size_t wo
                        int wait_workers, int64_t timeout_ms, swinface_store** out,
                        char* error, size_t error_length) {
   return guarded(error, error_length, [&] {
+    // The collectives wait in short slices (to notice an abort); c10d logs a warning for
+    // every slice that ends without the keys. Errors stay visible; TORCH_CPP_LOG_LEVEL,
+    // when set, decides instead.
+    if (std::getenv("TORCH_CPP_LOG_LEVEL") == nullptr && FLAGS_caffe2_log_level < 2) {
+      FLAGS_caffe2_log_level = 2;
+    }
     c10d::TCPStoreOptions options;
     options.port = port;
     options.isServer = is_server != 0;
@@ -138,6 +146,11 @@ int swinface_store_check(swinface_store* handle, const char* const* keys, size_t
   return guarded(error, error_length, [&] {
     *present = handle->store->check(key_list(keys, count)) ? 1 : 0;
   });
+}
+
+int swinface_store_num_keys(swinface_store* handle, int64_t* count, char* error,
+                            size_t error_length) {
+  return guarded(error, error_length, [&] { *count = handle->store->getNumKeys(); });
 }
 
 // Waits until every key exists; fails once `timeout_ms` passed.

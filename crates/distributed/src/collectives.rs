@@ -96,6 +96,11 @@ impl StoreCollectives {
         self.inner.world_size
     }
 
+    /// The store the collectives run over.
+    pub fn store(&self) -> &TcpStore {
+        &self.inner.store
+    }
+
     pub fn timeout(&self) -> Duration {
         self.inner.timeout
     }

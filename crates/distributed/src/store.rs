@@ -71,6 +71,12 @@ mod ffi {
             error: *mut c_char,
             error_length: usize,
         ) -> c_int;
+        pub fn swinface_store_num_keys(
+            store: *mut Store,
+            count: *mut i64,
+            error: *mut c_char,
+            error_length: usize,
+        ) -> c_int;
         pub fn swinface_store_wait(
             store: *mut Store,
             keys: *const *const c_char,
@@ -276,6 +282,16 @@ impl TcpStore {
             )
         })?;
         Ok(present != 0)
+    }
+
+    /// How many keys the store holds (the server's own bookkeeping keys included).
+    pub fn num_keys(&self) -> Result<i64> {
+        let mut count = 0i64;
+        call("num_keys", "", |error, length| unsafe {
+            // SAFETY: out-pointer valid for the call.
+            ffi::swinface_store_num_keys(self.raw.as_ptr(), &mut count, error, length)
+        })?;
+        Ok(count)
     }
 
     /// Waits until every key exists; an error after `timeout`.
