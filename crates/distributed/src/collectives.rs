@@ -188,6 +188,20 @@ impl StoreCollectives {
         }
     }
 
+    /// Rank 0 hosts the store, so it must outlive every other rank's last read: the others
+    /// say they are done, rank 0 waits for all of them (up to the timeout). Call once, last.
+    pub fn shutdown(&self) -> Result<()> {
+        let inner = &self.inner;
+        let key = |rank: usize| format!("swinface/done/{rank}");
+        if inner.rank != 0 {
+            return inner.store.set(&key(inner.rank), b"");
+        }
+        let ranks: Vec<usize> = (1..inner.world_size).collect();
+        let keys: Vec<String> = ranks.iter().map(|&r| key(r)).collect();
+        let round = inner.rounds.lock().map(|r| r.next).unwrap_or(0);
+        self.wait_all("shutdown", round, &ranks, &keys)
+    }
+
     /// Waits until every rank arrived here.
     pub fn barrier(&self) -> Result<()> {
         self.exchange_bytes("barrier", &[]).map(|_| ())

@@ -102,7 +102,7 @@ fn draw_centres_in_chunks(
         let _ = all.f_normal_(0.0, 0.01)?;
         return Ok(all);
     }
-    let mut weight = Tensor::f_empty([num_local, dim], options)?;
+    let weight = Tensor::f_empty([num_local, dim], options)?;
     let end = class_start + num_local;
     let mut first = 0;
     while first < num_classes {
