@@ -142,12 +142,19 @@ impl TcpStore {
     }
 
     /// The rendezvous of a torchrun-style launch: rank 0 hosts on MASTER_PORT and waits for
-    /// every rank to join; the others connect to MASTER_ADDR:MASTER_PORT.
+    /// every rank to join; the others connect to MASTER_ADDR:MASTER_PORT and count
+    /// themselves in (as `torch.distributed.TCPStore(..., wait_for_workers=True)` does).
     pub fn rendezvous(env: &DistEnv, timeout: Duration) -> Result<Self> {
         if env.rank == 0 {
             Self::host(env.master_port, Some(env.world_size), timeout)
         } else {
-            Self::connect(&env.master_addr, env.master_port, timeout)
+            Self::open(
+                &env.master_addr,
+                env.master_port,
+                false,
+                Some(env.world_size),
+                timeout,
+            )
         }
     }
 

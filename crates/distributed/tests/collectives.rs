@@ -200,3 +200,40 @@ fn a_missing_rank_times_out_naming_it_and_an_aborting_rank_stops_the_others() {
     );
     assert!(waited < Duration::from_secs(10), "{waited:?}");
 }
+
+#[test]
+fn rendezvous_waits_for_every_rank_of_a_torchrun_style_launch() {
+    use swinface_distributed::DistEnv;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let world = 3;
+    let ranks: Vec<usize> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..world)
+            .map(|rank| {
+                scope.spawn(move || {
+                    // Rank 0 arrives last: the others retry until its store is up.
+                    if rank == 0 {
+                        std::thread::sleep(Duration::from_millis(300));
+                    }
+                    let env = DistEnv {
+                        rank,
+                        local_rank: rank,
+                        world_size: world,
+                        master_addr: "127.0.0.1".into(),
+                        master_port: port,
+                    };
+                    let store = Arc::new(TcpStore::rendezvous(&env, TIMEOUT).unwrap());
+                    let c = StoreCollectives::new(store, rank, world, TIMEOUT).unwrap();
+                    let all = c.exchange_bytes("ids", &[rank as u8]).unwrap();
+                    c.shutdown().unwrap();
+                    all.iter().map(|b| b[0] as usize).sum()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(ranks, vec![3, 3, 3]);
+}
