@@ -26,30 +26,45 @@ fn libtorch_build(include: &Path, cxx11_abi: &str) -> cc::Build {
     build
 }
 
-/// Where the CUDA headers are: $CUDA_HOME/include, else the pip `nvidia/cu*/include` that
-/// cuda-toolkit installs beside torch.
-fn cuda_include(lib_dir: &str) -> Option<PathBuf> {
+/// The CUDA and NCCL include directories: `$CUDA_HOME/include`, the directories in
+/// `SWINFACE_CUDA_INCLUDE` (colon-separated), and the `nvidia/*/include` directories of the
+/// pip packages beside torch. The CUDA runtime headers need `crt/host_config.h`, which the
+/// wheels' runtime package lacks and `cuda-toolkit[nvcc]` provides.
+fn cuda_includes(lib_dir: &str) -> Result<Vec<PathBuf>, String> {
+    let mut dirs = Vec::new();
     if let Ok(home) = std::env::var("CUDA_HOME") {
-        let dir = PathBuf::from(home).join("include");
-        if dir.join("cuda_runtime_api.h").is_file() {
-            return Some(dir);
+        dirs.push(PathBuf::from(home).join("include"));
+    }
+    if let Ok(extra) = std::env::var("SWINFACE_CUDA_INCLUDE") {
+        dirs.extend(std::env::split_paths(&extra));
+    }
+    let nvidia = PathBuf::from(lib_dir).join("../../nvidia");
+    if let Ok(entries) = std::fs::read_dir(&nvidia) {
+        let mut found: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path().join("include"))
+            .filter(|d| d.is_dir())
+            .collect();
+        found.sort();
+        dirs.extend(found);
+    }
+    let has = |file: &str| dirs.iter().any(|d| d.join(file).is_file());
+    for (file, hint) in [
+        ("crt/host_config.h", "pip install \"cuda-toolkit[nvcc,cccl]==13.0.2\" (or set CUDA_HOME)"),
+        ("nccl.h", "the nvidia-nccl wheel torch depends on (or set SWINFACE_CUDA_INCLUDE)"),
+    ] {
+        if !has(file) {
+            return Err(format!("the nccl feature needs {file}: {hint}"));
         }
     }
-    let site = PathBuf::from(lib_dir).join("../..");
-    let nvidia = site.join("nvidia");
-    let entries = std::fs::read_dir(&nvidia).ok()?;
-    let mut candidates: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path().join("include"))
-        .filter(|d| d.join("cuda_runtime_api.h").is_file())
-        .collect();
-    candidates.sort();
-    candidates.pop()
+    Ok(dirs)
 }
 
 fn main() {
     println!("cargo:rerun-if-changed={STORE_SHIM}");
     println!("cargo:rerun-if-changed={NCCL_SHIM}");
+    println!("cargo:rerun-if-changed=csrc/store_shim.h");
+    println!("cargo:rerun-if-env-changed=SWINFACE_CUDA_INCLUDE");
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
     println!("cargo:rerun-if-env-changed=CUDA_HOME");
@@ -66,18 +81,13 @@ fn main() {
         .compile("swinface_store_shim");
 
     if std::env::var_os("CARGO_FEATURE_NCCL").is_some() {
-        let Some(cuda) = cuda_include(&lib_dir) else {
-            panic!(
-                "the nccl feature needs the CUDA headers: set CUDA_HOME, or pip install \
-                 \"cuda-toolkit[nvcc,cccl]==13.0.2\" into the torch environment"
-            );
-        };
-        libtorch_build(&include, &cxx11_abi)
-            .define("USE_C10D_NCCL", None)
-            .flag("-isystem")
-            .flag(cuda.to_string_lossy().as_ref())
-            .file(NCCL_SHIM)
-            .compile("swinface_nccl_shim");
+        let cuda = cuda_includes(&lib_dir).unwrap_or_else(|message| panic!("{message}"));
+        let mut build = libtorch_build(&include, &cxx11_abi);
+        build.define("USE_C10D_NCCL", None);
+        for dir in &cuda {
+            build.flag("-isystem").flag(dir.to_string_lossy().as_ref());
+        }
+        build.file(NCCL_SHIM).compile("swinface_nccl_shim");
         println!("cargo:rustc-link-lib=dylib=torch_cuda");
         println!("cargo:rustc-link-lib=dylib=c10_cuda");
     }

@@ -4,7 +4,7 @@
 // No C++ exception may cross into Rust: every entry point catches everything and returns
 // a non-zero status with the message copied into the caller's buffer.
 
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include "store_shim.h"
 
 #include <c10/util/Logging.h>
 
@@ -56,11 +56,6 @@ std::vector<std::string> key_list(const char* const* keys, size_t count) {
 }
 
 }  // namespace
-
-// The handle Rust holds: an owning reference to the store.
-struct swinface_store {
-  c10::intrusive_ptr<c10d::TCPStore> store;
-};
 
 extern "C" {
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::env::DistEnv;
 use crate::error::{DistError, Result};
 
-mod ffi {
+pub(crate) mod ffi {
     use std::ffi::{c_char, c_int};
 
     #[repr(C)]
@@ -190,6 +190,12 @@ impl TcpStore {
         // SAFETY: raw is a live store.
         let port = unsafe { ffi::swinface_store_port(raw.as_ptr()) };
         Ok(Self { raw, port })
+    }
+
+    /// The shim's handle, for the NCCL process group's rendezvous.
+    #[cfg(feature = "nccl")]
+    pub(crate) fn raw(&self) -> *mut ffi::Store {
+        self.raw.as_ptr()
     }
 
     /// The port the store listens on.
