@@ -157,10 +157,7 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
 /// The largest difference over every tensor the two files share (they must share all).
 fn max_model_diff(a: &Path, b: &Path) -> f64 {
     let (ta, tb) = (tensors(a), tensors(b));
-    assert_eq!(
-        ta.keys().collect::<Vec<_>>(),
-        tb.keys().collect::<Vec<_>>()
-    );
+    assert_eq!(ta.keys().collect::<Vec<_>>(), tb.keys().collect::<Vec<_>>());
     ta.iter()
         .map(|(name, t)| {
             let d = max_diff(t, &tb[name]);
@@ -172,8 +169,8 @@ fn max_model_diff(a: &Path, b: &Path) -> f64 {
 
 /// Partial FC's whole centre table of a checkpoint: rank 0's rows, then the other ranks'.
 fn centres(checkpoint: &Path, world: usize) -> Tensor {
-    let mut parts = vec![tensors(&checkpoint.join("state.safetensors"))["partial_fc.weight"]
-        .shallow_clone()];
+    let mut parts =
+        vec![tensors(&checkpoint.join("state.safetensors"))["partial_fc.weight"].shallow_clone()];
     for rank in 1..world {
         let shard = checkpoint.join(format!("state.rank_{rank}.safetensors"));
         parts.push(tensors(&shard)["partial_fc.weight"].shallow_clone());
@@ -200,7 +197,11 @@ fn two_ranks_train_what_one_process_trains_on_the_combined_batch() {
     let two = write_config(&root.join("two"), 4, EQUIVALENT);
     let out = launch(2, &two, &[]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("data parallel: 2 ranks"), "{}", text(&out));
+    assert!(
+        text(&out).contains("data parallel: 2 ranks"),
+        "{}",
+        text(&out)
+    );
 
     let (one_out, two_out) = (root.join("one/out"), root.join("two/out"));
     // Training moved the weights far beyond the tolerance...
@@ -208,7 +209,10 @@ fn two_ranks_train_what_one_process_trains_on_the_combined_batch() {
         &one_out.join("checkpoints/step_0/model.safetensors"),
         &one_out.join("checkpoints/step_2/model.safetensors"),
     );
-    assert!(moved > 1000.0 * TOLERANCE, "the weights barely moved: {moved}");
+    assert!(
+        moved > 1000.0 * TOLERANCE,
+        "the weights barely moved: {moved}"
+    );
     let centres_moved = max_diff(
         &centres(&one_out.join("checkpoints/step_0"), 1),
         &centres(&one_out.join("checkpoints/step_2"), 1),
@@ -223,7 +227,10 @@ fn two_ranks_train_what_one_process_trains_on_the_combined_batch() {
             &ckpt(&one_out).join("model.safetensors"),
             &ckpt(&two_out).join("model.safetensors"),
         );
-        assert!(model < TOLERANCE, "step {step}: the models differ by {model}");
+        assert!(
+            model < TOLERANCE,
+            "step {step}: the models differ by {model}"
+        );
         let pfc = max_diff(&centres(&ckpt(&one_out), 1), &centres(&ckpt(&two_out), 2));
         assert!(pfc < TOLERANCE, "step {step}: the centres differ by {pfc}");
         largest = largest.max(model).max(pfc);
@@ -267,7 +274,11 @@ fn a_data_parallel_run_resumes_exactly_and_refuses_another_world_size() {
     let parts = write_config(&root.join("parts"), 4, extra);
     let out = launch(2, &parts, &["--stop-after", "2"]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("--stop-after reached"), "{}", text(&out));
+    assert!(
+        text(&out).contains("--stop-after reached"),
+        "{}",
+        text(&out)
+    );
 
     // One process, or three, cannot continue a 2-rank checkpoint: Partial FC is sharded.
     let refused = swinface(&["train", parts.to_str().unwrap(), "--resume", "auto"]);
@@ -295,7 +306,10 @@ fn a_data_parallel_run_resumes_exactly_and_refuses_another_world_size() {
         0.0
     );
     let ckpt = |out: &Path| out.join("checkpoints/step_3");
-    assert_eq!(max_diff(&centres(&ckpt(&w), 2), &centres(&ckpt(&p), 2)), 0.0);
+    assert_eq!(
+        max_diff(&centres(&ckpt(&w), 2), &centres(&ckpt(&p), 2)),
+        0.0
+    );
     let (a, b) = (losses(&w), losses(&p));
     for step in 0..4u64 {
         assert_eq!(a[&step]["total"], b[&step]["total"], "step {step}");
@@ -341,7 +355,10 @@ fn signal(pid: u32, name: &str) {
 
 fn stderr_of(child: Child) -> (std::process::ExitStatus, String) {
     let out = child.wait_with_output().unwrap();
-    (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -377,7 +394,14 @@ fn a_killed_or_hanging_rank_stops_the_others_within_the_timeout() {
     let _ = std::fs::remove_dir_all(root.join("out"));
     let port = free_port().to_string();
     let mut launcher = Command::new(BIN)
-        .args(["launch", "--nproc_per_node", "2", "--master_port", &port, "--"])
+        .args([
+            "launch",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            &port,
+            "--",
+        ])
         .args(["train", config.to_str().unwrap()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -426,6 +450,12 @@ fn environ(pid: u32) -> Vec<String> {
 
 fn is_zombie(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
         .unwrap_or(true)
 }

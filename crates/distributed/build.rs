@@ -50,8 +50,14 @@ fn cuda_includes(lib_dir: &str) -> Result<Vec<PathBuf>, String> {
     }
     let has = |file: &str| dirs.iter().any(|d| d.join(file).is_file());
     for (file, hint) in [
-        ("crt/host_config.h", "pip install \"cuda-toolkit[nvcc,cccl]==13.0.2\" (or set CUDA_HOME)"),
-        ("nccl.h", "the nvidia-nccl wheel torch depends on (or set SWINFACE_CUDA_INCLUDE)"),
+        (
+            "crt/host_config.h",
+            "pip install \"cuda-toolkit[nvcc,cccl]==13.0.2\" (or set CUDA_HOME)",
+        ),
+        (
+            "nccl.h",
+            "the nvidia-nccl wheel torch depends on (or set SWINFACE_CUDA_INCLUDE)",
+        ),
     ] {
         if !has(file) {
             return Err(format!("the nccl feature needs {file}: {hint}"));

@@ -145,7 +145,13 @@ impl StoreCollectives {
     }
 
     /// Waits for `keys` (of `ranks`) in slices, looking for an abort between them.
-    fn wait_all(&self, op: &'static str, round: u64, ranks: &[usize], keys: &[String]) -> Result<()> {
+    fn wait_all(
+        &self,
+        op: &'static str,
+        round: u64,
+        ranks: &[usize],
+        keys: &[String],
+    ) -> Result<()> {
         let inner = &self.inner;
         if keys.is_empty() {
             return Ok(());
@@ -157,7 +163,11 @@ impl StoreCollectives {
                 Ok(()) => return Ok(()),
                 Err(wait_error) => {
                     // A store that cannot answer a check is gone (rank 0 died): report that.
-                    if inner.store.check(&[ABORT_KEY.to_owned()]).map_err(|_| wait_error)? {
+                    if inner
+                        .store
+                        .check(&[ABORT_KEY.to_owned()])
+                        .map_err(|_| wait_error)?
+                    {
                         let message = inner.store.get(ABORT_KEY)?;
                         return Err(DistError::Aborted {
                             op: op.to_owned(),
@@ -426,7 +436,10 @@ fn encode(tensor: &Tensor) -> Result<Vec<u8>> {
             what: "tensor kind",
             reason: format!("{kind:?} cannot be exchanged"),
         })?;
-    let cpu = tensor.f_detach()?.f_to_device(Device::Cpu)?.f_contiguous()?;
+    let cpu = tensor
+        .f_detach()?
+        .f_to_device(Device::Cpu)?
+        .f_contiguous()?;
     let dims = cpu.size();
     let numel = cpu.numel();
     let header = 2 + 8 * dims.len();
@@ -452,7 +465,9 @@ fn decode(op: &'static str, rank: usize, bytes: &[u8]) -> Result<Tensor> {
         reason: format!("received a malformed tensor: {reason}"),
     };
     let (&code, rest) = bytes.split_first().ok_or_else(|| bad("empty"))?;
-    let kind = *KINDS.get(code as usize).ok_or_else(|| bad("unknown kind"))?;
+    let kind = *KINDS
+        .get(code as usize)
+        .ok_or_else(|| bad("unknown kind"))?;
     let (&ndim, rest) = rest.split_first().ok_or_else(|| bad("no rank"))?;
     let ndim = ndim as usize;
     if rest.len() < 8 * ndim {

@@ -3,7 +3,13 @@
 use crate::error::{DistError, Result};
 
 /// The variables a launch must set together, in the order the errors check them.
-pub const VARIABLES: [&str; 5] = ["RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"];
+pub const VARIABLES: [&str; 5] = [
+    "RANK",
+    "LOCAL_RANK",
+    "WORLD_SIZE",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+];
 
 /// This process's rank and the rendezvous address (torchrun's variables).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +86,11 @@ impl DistEnv {
             reason,
         };
         if world_size == 0 {
-            return Err(invalid("WORLD_SIZE", "0".into(), "must be at least 1".into()));
+            return Err(invalid(
+                "WORLD_SIZE",
+                "0".into(),
+                "must be at least 1".into(),
+            ));
         }
         if rank >= world_size {
             return Err(invalid(
@@ -158,7 +168,7 @@ mod tests {
 
     #[test]
     fn a_missing_or_bad_variable_is_named() {
-        for skip in 0..5 {
+        for (skip, missing) in VARIABLES.iter().enumerate() {
             let pairs: Vec<_> = FULL
                 .iter()
                 .enumerate()
@@ -167,7 +177,7 @@ mod tests {
                 .collect();
             let err = parse(&pairs).unwrap_err();
             assert!(
-                matches!(&err, DistError::MissingVar { var, .. } if *var == VARIABLES[skip]),
+                matches!(&err, DistError::MissingVar { var, .. } if var == missing),
                 "{err}"
             );
         }

@@ -12,7 +12,10 @@ pub enum DistError {
         "{var} is not set, but {set} is: a distributed launch sets RANK, LOCAL_RANK, \
          WORLD_SIZE, MASTER_ADDR and MASTER_PORT together (as torchrun does)"
     )]
-    MissingVar { var: &'static str, set: &'static str },
+    MissingVar {
+        var: &'static str,
+        set: &'static str,
+    },
 
     #[error("{var}={value:?}: {reason}")]
     InvalidVar {
@@ -28,6 +31,10 @@ pub enum DistError {
         key: String,
         message: String,
     },
+
+    /// A ProcessGroupNCCL call failed (the C++ exception's message).
+    #[error("NCCL {op} failed: {message}")]
+    Nccl { op: &'static str, message: String },
 
     #[error("a store key or address must not contain a NUL byte: {0:?}")]
     NulByte(String),

@@ -7,7 +7,7 @@ use std::ffi::{c_char, c_int, CStr};
 use std::ptr::NonNull;
 use std::time::Duration;
 
-use swinface_loss::{Collectives, LossError};
+use swinface_loss::Collectives;
 use tch::Tensor;
 
 use crate::error::{DistError, Result};
@@ -77,11 +77,7 @@ fn call(op: &'static str, body: impl FnOnce(*mut c_char, usize) -> c_int) -> Res
     let message = unsafe { CStr::from_ptr(buffer.as_ptr()) }
         .to_string_lossy()
         .into_owned();
-    Err(DistError::Store {
-        op,
-        key: "nccl".into(),
-        message,
-    })
+    Err(DistError::Nccl { op, message })
 }
 
 /// One rank of an NCCL process group.
@@ -99,7 +95,12 @@ unsafe impl Sync for ProcessGroupNccl {}
 impl ProcessGroupNccl {
     /// Joins the group through `store` (every rank calls it); collectives that take longer
     /// than `timeout` abort the communicator.
-    pub fn new(store: &TcpStore, rank: usize, world_size: usize, timeout: Duration) -> Result<Self> {
+    pub fn new(
+        store: &TcpStore,
+        rank: usize,
+        world_size: usize,
+        timeout: Duration,
+    ) -> Result<Self> {
         let to_int = |v: usize, what: &'static str| {
             c_int::try_from(v).map_err(|_| DistError::Config {
                 what,
@@ -108,7 +109,7 @@ impl ProcessGroupNccl {
         };
         let mut raw: *mut ffi::Nccl = std::ptr::null_mut();
         let timeout_ms = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
-        call("nccl init", |error, length| unsafe {
+        call("init", |error, length| unsafe {
             // SAFETY: a live store, a valid out-pointer and error buffer.
             ffi::swinface_nccl_new(
                 store.raw(),
@@ -120,9 +121,8 @@ impl ProcessGroupNccl {
                 length,
             )
         })?;
-        let raw = NonNull::new(raw).ok_or_else(|| DistError::Store {
-            op: "nccl init",
-            key: "nccl".into(),
+        let raw = NonNull::new(raw).ok_or_else(|| DistError::Nccl {
+            op: "init",
             message: "the shim returned no process group".into(),
         })?;
         Ok(Self {
@@ -140,7 +140,7 @@ impl ProcessGroupNccl {
     }
 
     fn all_reduce(&self, tensor: &mut Tensor, op: ReduceOp) -> Result<()> {
-        call("nccl all_reduce", |error, length| unsafe {
+        call("all_reduce", |error, length| unsafe {
             // SAFETY: the tensor is live for the call (tch's C tensor is an at::Tensor*).
             ffi::swinface_nccl_all_reduce(
                 self.raw.as_ptr(),
@@ -158,7 +158,7 @@ impl ProcessGroupNccl {
             what: "root",
             reason: format!("{root} is too large"),
         })?;
-        call("nccl broadcast", |error, length| unsafe {
+        call("broadcast", |error, length| unsafe {
             // SAFETY: as in all_reduce.
             ffi::swinface_nccl_broadcast(
                 self.raw.as_ptr(),
@@ -212,7 +212,7 @@ impl ProcessGroupNccl {
             .collect::<std::result::Result<_, _>>()?;
         let pointers: Vec<*mut torch_sys::C_tensor> =
             outputs.iter_mut().map(|t| t.as_mut_ptr()).collect();
-        call("nccl all_gather", |error, length| unsafe {
+        call("all_gather", |error, length| unsafe {
             // SAFETY: the input and outputs are live for the call.
             ffi::swinface_nccl_all_gather(
                 self.raw.as_ptr(),
@@ -253,7 +253,6 @@ impl Collectives for ProcessGroupNccl {
     fn all_gather(&self, tensor: &Tensor) -> swinface_loss::Result<Vec<Tensor>> {
         self.gather(tensor)
             .map_err(|e| e.into_loss_error("all_gather", self.rank))
-            .map_err(LossError::from)
     }
 }
 
@@ -277,7 +276,7 @@ mod tests {
             Err(e) => {
                 eprintln!("without a GPU: {e}");
                 assert!(!tch::Cuda::is_available(), "{e}");
-                assert!(matches!(e, DistError::Store { .. }), "{e}");
+                assert!(matches!(e, DistError::Nccl { .. }), "{e}");
             }
             Ok(group) => {
                 let device = tch::Device::Cuda(0);
@@ -286,7 +285,10 @@ mod tests {
                 group.broadcast(&mut t, 0).unwrap();
                 let all = group.all_gather(&t).unwrap();
                 assert_eq!(all.len(), 1);
-                assert_eq!(Vec::<f32>::try_from(all[0].to_device(tch::Device::Cpu)).unwrap(), vec![1.0, 2.0]);
+                assert_eq!(
+                    Vec::<f32>::try_from(all[0].to_device(tch::Device::Cpu)).unwrap(),
+                    vec![1.0, 2.0]
+                );
             }
         }
     }

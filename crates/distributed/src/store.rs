@@ -107,7 +107,9 @@ fn c_string(text: &str) -> Result<CString> {
 }
 
 fn millis(timeout: Duration) -> i64 {
-    i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX).max(1)
+    i64::try_from(timeout.as_millis())
+        .unwrap_or(i64::MAX)
+        .max(1)
 }
 
 /// Runs one shim call with an error buffer; a non-zero status becomes `DistError::Store`.
@@ -280,7 +282,10 @@ impl TcpStore {
 
     /// Whether every key exists (without waiting).
     pub fn check(&self, keys: &[String]) -> Result<bool> {
-        let c_keys = keys.iter().map(|k| c_string(k)).collect::<Result<Vec<_>>>()?;
+        let c_keys = keys
+            .iter()
+            .map(|k| c_string(k))
+            .collect::<Result<Vec<_>>>()?;
         let pointers: Vec<*const c_char> = c_keys.iter().map(|k| k.as_ptr()).collect();
         let mut present: c_int = 0;
         call("check", &keys.join(","), |error, length| unsafe {
@@ -309,7 +314,10 @@ impl TcpStore {
 
     /// Waits until every key exists; an error after `timeout`.
     pub fn wait(&self, keys: &[String], timeout: Duration) -> Result<()> {
-        let c_keys = keys.iter().map(|k| c_string(k)).collect::<Result<Vec<_>>>()?;
+        let c_keys = keys
+            .iter()
+            .map(|k| c_string(k))
+            .collect::<Result<Vec<_>>>()?;
         let pointers: Vec<*const c_char> = c_keys.iter().map(|k| k.as_ptr()).collect();
         call("wait", &keys.join(","), |error, length| unsafe {
             // SAFETY: the key pointers outlive the call.
@@ -381,7 +389,10 @@ mod tests {
         let err = TcpStore::connect("127.0.0.1", port, Duration::from_secs(2))
             .err()
             .expect("no server");
-        assert!(matches!(err, DistError::Store { op: "connect", .. }), "{err}");
+        assert!(
+            matches!(err, DistError::Store { op: "connect", .. }),
+            "{err}"
+        );
         assert!(started.elapsed() < Duration::from_secs(15));
     }
 }

@@ -70,7 +70,9 @@ fn reduce_gather_and_broadcast_match_local_references_on_2_and_3_ranks() {
             c.all_reduce_sum(&mut sum).unwrap();
             let mut max = input(rank, &shape, 1);
             c.all_reduce_max(&mut max).unwrap();
-            let gathered = c.all_gather(&Tensor::from_slice(&[rank as i64, 7])).unwrap();
+            let gathered = c
+                .all_gather(&Tensor::from_slice(&[rank as i64, 7]))
+                .unwrap();
             let mut root = input(rank, &[4], 2);
             c.broadcast(&mut root, world - 1).unwrap();
             (values(&sum), values(&max), gathered, values(&root))

@@ -85,7 +85,14 @@ fn draw_centres(
     options: (Kind, Device),
 ) -> Result<Tensor> {
     let chunk_rows = (DRAW_VALUES / dim.max(1)).max(1);
-    draw_centres_in_chunks(num_classes, dim, class_start, num_local, options, chunk_rows)
+    draw_centres_in_chunks(
+        num_classes,
+        dim,
+        class_start,
+        num_local,
+        options,
+        chunk_rows,
+    )
 }
 
 fn draw_centres_in_chunks(
@@ -111,7 +118,7 @@ fn draw_centres_in_chunks(
         let _ = chunk.f_normal_(0.0, 0.01)?;
         let (lo, hi) = (first.max(class_start), (first + rows).min(end));
         if lo < hi {
-            let _ = weight
+            weight
                 .f_narrow(0, lo - class_start, hi - lo)?
                 .f_copy_(&chunk.f_narrow(0, lo - first, hi - lo)?)?;
         }
@@ -889,7 +896,10 @@ mod tests {
                 assert!(one.equal(&reference));
             }
             for world in [2, 3, 4] {
-                assert!(stacked_shards(world, chunk_rows).equal(&one), "world {world}");
+                assert!(
+                    stacked_shards(world, chunk_rows).equal(&one),
+                    "world {world}"
+                );
             }
         }
     }

@@ -17,7 +17,11 @@ const POLL: Duration = Duration::from_millis(100);
 #[derive(Debug, clap::Args)]
 pub struct LaunchArgs {
     /// Processes (ranks) on this node; each gets LOCAL_RANK 0..N (and with CUDA, that GPU).
-    #[arg(long = "nproc_per_node", visible_alias = "nproc-per-node", value_name = "N")]
+    #[arg(
+        long = "nproc_per_node",
+        visible_alias = "nproc-per-node",
+        value_name = "N"
+    )]
     pub nproc_per_node: usize,
 
     /// Nodes taking part; WORLD_SIZE = nnodes × nproc_per_node.
@@ -29,10 +33,18 @@ pub struct LaunchArgs {
     pub node_rank: usize,
 
     /// Host of node 0, where rank 0 hosts the rendezvous store.
-    #[arg(long = "master_addr", visible_alias = "master-addr", default_value = "127.0.0.1")]
+    #[arg(
+        long = "master_addr",
+        visible_alias = "master-addr",
+        default_value = "127.0.0.1"
+    )]
     pub master_addr: String,
 
-    #[arg(long = "master_port", visible_alias = "master-port", default_value_t = 29500)]
+    #[arg(
+        long = "master_port",
+        visible_alias = "master-port",
+        default_value_t = 29500
+    )]
     pub master_port: u16,
 
     /// The swinface command every rank runs, after `--`: `-- train CONFIG.yaml ...`.

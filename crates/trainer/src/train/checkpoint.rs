@@ -193,8 +193,7 @@ impl CheckpointStore {
                 if temp.exists() {
                     fs::remove_dir_all(&temp).ok();
                 }
-                fs::create_dir(&temp)
-                    .with_context(|| format!("cannot create {}", temp.display()))
+                fs::create_dir(&temp).with_context(|| format!("cannot create {}", temp.display()))
             })()
         } else {
             Ok(())
@@ -239,8 +238,7 @@ impl CheckpointStore {
     fn write_main(&self, learner: &Learner, state: &TrainState, temp: &Path) -> Result<()> {
         let mut meta = BTreeMap::new();
         meta.insert("global_step".to_owned(), state.global_step.to_string());
-        save_native(&temp.join(MODEL_FILE), &learner.vs, &meta)
-            .context("cannot save the model")?;
+        save_native(&temp.join(MODEL_FILE), &learner.vs, &meta).context("cannot save the model")?;
         save_tensors(&temp.join(TENSORS_FILE), &learner.state_tensors(), &meta)
             .context("cannot save the training state")?;
         let json = serde_json::to_vec_pretty(state)?;

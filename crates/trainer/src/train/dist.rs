@@ -152,7 +152,10 @@ impl Dist {
             .with_context(|| format!("{what}: cannot reach the other ranks"))?;
         let value = local?;
         if let Some((rank, text)) = all.iter().enumerate().find(|(_, m)| !m.is_empty()) {
-            bail!("{what} failed on rank {rank}: {}", String::from_utf8_lossy(text));
+            bail!(
+                "{what} failed on rank {rank}: {}",
+                String::from_utf8_lossy(text)
+            );
         }
         Ok(value)
     }

@@ -5,11 +5,11 @@
 //! backbone's gradient norm clipped at 5; optimizer step, then the schedule moves on.
 
 use anyhow::{Context, Result};
+use swinface_distributed::StoreCollectives;
 use swinface_loss::{
     clip_grad_norm, AgeLoss, ClassificationLoss, Collectives, GradScaler, LossWeights, LrSchedule,
     Optimizer, OptimizerConfig, ParamGroup, PartialFc, BACKBONE_MAX_NORM,
 };
-use swinface_distributed::StoreCollectives;
 use swinface_model::{head_specs, SwinFace, BACKBONE_GROUP, HEADS_GROUP, TASK_NAMES};
 use tch::{nn, Device, Kind, Tensor};
 

@@ -359,7 +359,10 @@ fn train(args: &TrainArgs, mut config: TrainConfig, dist: &Dist) -> Result<ExitC
 
     let mut summary = RunSummary::new(&config, total_steps);
     if config.train.initial_eval && first_step == 0 && evaluator.data.image_count() > 0 {
-        let before = run_all(&eval_setup.runner(&learner.model, dist.gather()), &evaluator.data)?;
+        let before = run_all(
+            &eval_setup.runner(&learner.model, dist.gather()),
+            &evaluator.data,
+        )?;
         let scores = Scores::of(&before);
         progress.line(&format!("before training: {}", scores.describe()));
         summary.before = Some(scores);
@@ -403,8 +406,7 @@ fn train(args: &TrainArgs, mut config: TrainConfig, dist: &Dist) -> Result<ExitC
                 }
             }
             progress.record_losses(step, &outcome)?;
-            if main
-                && ((step + 1).is_multiple_of(config.train.frequent) || step + 1 == total_steps)
+            if main && ((step + 1).is_multiple_of(config.train.frequent) || step + 1 == total_steps)
             {
                 log_step(
                     &mut progress,
@@ -424,7 +426,10 @@ fn train(args: &TrainArgs, mut config: TrainConfig, dist: &Dist) -> Result<ExitC
             if is_due(global_step, config.train.verbose, total_steps)
                 && evaluator.data.image_count() > 0
             {
-                let report = evaluator.evaluate(&eval_setup.runner(&learner.model, dist.gather()), global_step)?;
+                let report = evaluator.evaluate(
+                    &eval_setup.runner(&learner.model, dist.gather()),
+                    global_step,
+                )?;
                 log_evaluation(&mut progress, &report, global_step as i64)?;
                 if let Some((metric, value, higher)) =
                     best_value(config.train.best_metric, &report.results)
@@ -451,10 +456,8 @@ fn train(args: &TrainArgs, mut config: TrainConfig, dist: &Dist) -> Result<ExitC
                             Ok(None)
                         };
                         if let Some(path) = dist.all_ok("saving the best model", saved)? {
-                            progress.line(&format!(
-                                "new best {metric} {value:.4}: {}",
-                                path.display()
-                            ));
+                            progress
+                                .line(&format!("new best {metric} {value:.4}: {}", path.display()));
                         }
                         best = Some(record);
                     }
