@@ -2,6 +2,9 @@
 # Main job: sets up, builds the release binary and trains; with no config, the CPU demo
 # (configs/demo.yaml) on synthetic faces it generates under data/demo when missing.
 # Usage: ./train.sh [CONFIG.yaml] [swinface train options: --set KEY=VALUE, --resume auto, ...]
+#        ./train.sh CONFIG.yaml --nproc_per_node N [--nnodes M --node_rank R --master_addr A
+#                   --master_port P] [train options]: N data-parallel ranks on this node
+#                   (torchrun's options and variables; run it on every node of M).
 set -euo pipefail
 cd "$(dirname "$0")"
 ./scripts/setup.sh
@@ -22,4 +25,26 @@ if [ $# -eq 0 ] || [ "$1" = configs/demo.yaml ]; then
 fi
 config=$1
 shift
-exec "$bin" train "$config" "$@"
+launch=()
+train=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --nproc_per_node|--nnodes|--node_rank|--master_addr|--master_port)
+      [ $# -ge 2 ] || { echo "train.sh: $1 needs a value" >&2; exit 2; }
+      launch+=("$1" "$2")
+      shift 2
+      ;;
+    --nproc_per_node=*|--nnodes=*|--node_rank=*|--master_addr=*|--master_port=*)
+      launch+=("$1")
+      shift
+      ;;
+    *)
+      train+=("$1")
+      shift
+      ;;
+  esac
+done
+if [ ${#launch[@]} -gt 0 ]; then
+  exec "$bin" launch "${launch[@]}" -- train "$config" "${train[@]}"
+fi
+exec "$bin" train "$config" "${train[@]}"

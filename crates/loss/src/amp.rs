@@ -10,6 +10,7 @@ use swinface_torch_ext::{cuda_capability, BF16_MIN_CAPABILITY};
 pub use swinface_torch_ext::{Autocast, AutocastDevice};
 use tch::{Device, Kind, Tensor};
 
+use crate::collectives::Collectives;
 use crate::error::{LossError, Result};
 use crate::optim::StateReader;
 
@@ -218,6 +219,15 @@ impl GradScaler {
         }
         self.unscaled = true;
         Ok(())
+    }
+
+    /// Makes data-parallel ranks agree on an overflow (their Partial FC gradients differ):
+    /// the flag becomes the maximum over `collectives`. Call after [`Self::unscale`].
+    pub fn sync_found_inf(&mut self, collectives: &dyn Collectives) -> Result<()> {
+        if !self.enabled || collectives.world_size() == 1 {
+            return Ok(());
+        }
+        collectives.all_reduce_max(&mut self.found_inf)
     }
 
     /// False when the unscaled gradients held inf or NaN: the optimizer step must be skipped.

@@ -69,6 +69,64 @@ pub fn shard_of(num_classes: i64, world_size: i64, rank: i64) -> (i64, i64) {
     (class_start, num_local)
 }
 
+/// Rows per draw of the initial centres: the whole table at once up to 2^26 values.
+const DRAW_VALUES: i64 = 1 << 26;
+
+/// This shard's initial centres ~ N(0, 0.01²): every rank draws the whole table from the
+/// same generator state, in chunks of fixed size, and keeps its rows, so that the centres
+/// do not depend on the world size (two ranks start from the rows one rank has) and a
+/// rank never holds more than one chunk besides its shard.
+/// -> [num_local, dim]
+fn draw_centres(
+    num_classes: i64,
+    dim: i64,
+    class_start: i64,
+    num_local: i64,
+    options: (Kind, Device),
+) -> Result<Tensor> {
+    let chunk_rows = (DRAW_VALUES / dim.max(1)).max(1);
+    draw_centres_in_chunks(
+        num_classes,
+        dim,
+        class_start,
+        num_local,
+        options,
+        chunk_rows,
+    )
+}
+
+fn draw_centres_in_chunks(
+    num_classes: i64,
+    dim: i64,
+    class_start: i64,
+    num_local: i64,
+    options: (Kind, Device),
+    chunk_rows: i64,
+) -> Result<Tensor> {
+    let _guard = tch::no_grad_guard();
+    if num_classes <= chunk_rows && num_local == num_classes {
+        let mut all = Tensor::f_empty([num_classes, dim], options)?;
+        let _ = all.f_normal_(0.0, 0.01)?;
+        return Ok(all);
+    }
+    let weight = Tensor::f_empty([num_local, dim], options)?;
+    let end = class_start + num_local;
+    let mut first = 0;
+    while first < num_classes {
+        let rows = chunk_rows.min(num_classes - first);
+        let mut chunk = Tensor::f_empty([rows, dim], options)?;
+        let _ = chunk.f_normal_(0.0, 0.01)?;
+        let (lo, hi) = (first.max(class_start), (first + rows).min(end));
+        if lo < hi {
+            weight
+                .f_narrow(0, lo - class_start, hi - lo)?
+                .f_copy_(&chunk.f_narrow(0, lo - first, hi - lo)?)?;
+        }
+        first += rows;
+    }
+    Ok(weight)
+}
+
 /// Optimizer state of every local centre; rows are gathered and written back with the centres.
 #[derive(Debug)]
 enum CentreState {
@@ -171,8 +229,13 @@ impl PartialFc {
         }
 
         let shape = [num_local, config.embedding_size];
-        let mut weight = Tensor::f_empty(shape, (kind, device))?;
-        let _ = tch::no_grad(|| weight.f_normal_(0.0, 0.01))?;
+        let mut weight = draw_centres(
+            config.num_classes,
+            config.embedding_size,
+            class_start,
+            num_local,
+            (kind, device),
+        )?;
         if !sampling {
             weight = weight.f_set_requires_grad(true)?;
         }
@@ -807,6 +870,39 @@ fn distributed_softmax_ce(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The shards of `world` ranks, each drawn from the same seed, stacked in rank order.
+    fn stacked_shards(world: i64, chunk_rows: i64) -> Tensor {
+        let shards: Vec<Tensor> = (0..world)
+            .map(|rank| {
+                let (start, local) = shard_of(10, world, rank);
+                tch::manual_seed(42);
+                let opts = (Kind::Float, Device::Cpu);
+                draw_centres_in_chunks(10, 3, start, local, opts, chunk_rows).unwrap()
+            })
+            .collect();
+        Tensor::cat(&shards, 0)
+    }
+
+    #[test]
+    fn initial_centres_do_not_depend_on_the_world_size() {
+        tch::manual_seed(42);
+        let mut reference = Tensor::empty([10, 3], (Kind::Float, Device::Cpu));
+        let _ = reference.normal_(0.0, 0.01);
+        for chunk_rows in [100, 4, 1] {
+            let one = stacked_shards(1, chunk_rows);
+            if chunk_rows >= 10 {
+                // One chunk: the plain draw of the whole table.
+                assert!(one.equal(&reference));
+            }
+            for world in [2, 3, 4] {
+                assert!(
+                    stacked_shards(world, chunk_rows).equal(&one),
+                    "world {world}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn shards_follow_the_official_split() {

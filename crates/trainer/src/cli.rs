@@ -16,6 +16,9 @@ pub struct Cli {
 pub enum Command {
     /// Train SwinFace from a YAML config (multi-task, or the recognition pretraining stage).
     Train(crate::train::TrainArgs),
+    /// Start this node's ranks of a data-parallel run, as torchrun does:
+    /// `launch --nproc_per_node 2 -- train CONFIG.yaml`.
+    Launch(crate::launch::LaunchArgs),
     /// Predict age, gender, expression and 40 attributes (and the embedding) for face images.
     Infer(InferArgs),
     /// Dataset tools: `data check CONFIG` reads, composes and decodes every configured dataset.

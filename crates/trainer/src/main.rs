@@ -8,6 +8,7 @@ mod cli;
 mod data_check;
 mod eval;
 mod infer;
+mod launch;
 mod synth;
 mod tensorboard;
 mod train;
@@ -53,6 +54,7 @@ fn main() -> ExitCode {
 
     let result = match &cli.command {
         cli::Command::Train(args) => train::run(args),
+        cli::Command::Launch(args) => launch::run(args),
         cli::Command::Infer(args) => infer::run(args),
         cli::Command::Data(command) => data_check::run(command),
         cli::Command::Eval(args) => eval::run(args).map(|()| ExitCode::SUCCESS),

@@ -5,7 +5,9 @@
 //! - `model.safetensors`: the model in the native format, loadable by `swinface infer/eval`;
 //! - `state.safetensors`: optimizer state, Partial FC centres with their optimizer table and
 //!   sampler position, the loss scaler;
-//! - `state.json`: step, data position, RNG rule, evaluation trackers, resolved config.
+//! - `state.json`: step, data position, RNG rule, evaluation trackers, resolved config;
+//! - data-parallel runs: `state.rank_R.safetensors`, rank R's Partial FC shard, for every
+//!   rank R > 0 (rank 0's shard is in `state.safetensors`). Rank 0 writes everything else.
 //!
 //! The directory is written under a temporary name, every file fsynced, then renamed into
 //! place and the parent fsynced: a checkpoint directory either exists complete or not at all.
@@ -21,6 +23,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use swinface_model::checkpoint::{load_native_into, read_native, save_native, save_tensors};
 
+use super::dist::Dist;
 use super::learner::Learner;
 use super::streams::DataPosition;
 use crate::eval::periodic::Trackers;
@@ -32,6 +35,11 @@ pub const STATE_VERSION: u32 = 1;
 const MODEL_FILE: &str = "model.safetensors";
 const TENSORS_FILE: &str = "state.safetensors";
 const STATE_FILE: &str = "state.json";
+
+/// Rank `rank`'s Partial FC shard in a data-parallel checkpoint.
+fn shard_file(rank: usize) -> String {
+    format!("state.rank_{rank}.safetensors")
+}
 const STEP_PREFIX: &str = "step_";
 /// Infixes of the hidden directories of a save in progress (`.step_N.partial-PID`) and of
 /// the checkpoint it replaces (`.step_N.replaced-PID`).
@@ -170,57 +178,95 @@ impl CheckpointStore {
     }
 
     /// Writes checkpoint `state.global_step` and prunes old ones; returns its directory.
-    pub fn save(&self, learner: &Learner, state: &TrainState) -> Result<PathBuf> {
-        fs::create_dir_all(&self.dir)
-            .with_context(|| format!("cannot create {}", self.dir.display()))?;
+    /// Every rank calls it: rank 0 prepares the temporary directory, each rank writes its
+    /// part into it, and rank 0 moves it into place once every part is there.
+    pub fn save(&self, learner: &Learner, state: &TrainState, dist: &Dist) -> Result<PathBuf> {
         let name = format!("{STEP_PREFIX}{}", state.global_step);
         let target = self.dir.join(&name);
         let temp = self
             .dir
-            .join(format!(".{name}{PARTIAL_MARK}{}", std::process::id()));
-        if temp.exists() {
-            fs::remove_dir_all(&temp).ok();
-        }
-        fs::create_dir(&temp).with_context(|| format!("cannot create {}", temp.display()))?;
-        let written = (|| -> Result<()> {
+            .join(format!(".{name}{PARTIAL_MARK}{}", dist.run_id()));
+        let prepared = if dist.is_main() {
+            (|| -> Result<()> {
+                fs::create_dir_all(&self.dir)
+                    .with_context(|| format!("cannot create {}", self.dir.display()))?;
+                if temp.exists() {
+                    fs::remove_dir_all(&temp).ok();
+                }
+                fs::create_dir(&temp).with_context(|| format!("cannot create {}", temp.display()))
+            })()
+        } else {
+            Ok(())
+        };
+        dist.all_ok("preparing the checkpoint", prepared)?;
+        let written = if dist.is_main() {
+            self.write_main(learner, state, &temp)
+        } else {
             let mut meta = BTreeMap::new();
             meta.insert("global_step".to_owned(), state.global_step.to_string());
-            save_native(&temp.join(MODEL_FILE), &learner.vs, &meta)
-                .context("cannot save the model")?;
-            save_tensors(&temp.join(TENSORS_FILE), &learner.state_tensors(), &meta)
-                .context("cannot save the training state")?;
-            let json = serde_json::to_vec_pretty(state)?;
-            write_synced(&temp.join(STATE_FILE), &json)?;
-            sync_dir(&temp);
-            // A rerun of the same step replaces its checkpoint: set the old one aside
-            // first, so that a crash between the renames leaves it for `remove_partial`
-            // to put back.
-            let replaced = self
-                .dir
-                .join(format!(".{name}{REPLACED_MARK}{}", std::process::id()));
-            let replacing = target.exists();
-            if replacing {
-                fs::rename(&target, &replaced)
-                    .with_context(|| format!("cannot replace {}", target.display()))?;
-            }
-            fs::rename(&temp, &target)
-                .with_context(|| format!("cannot move the checkpoint to {}", target.display()))?;
-            sync_dir(&self.dir);
-            if replacing {
-                fs::remove_dir_all(&replaced)
-                    .with_context(|| format!("cannot remove {}", replaced.display()))?;
-            }
-            Ok(())
-        })();
-        if let Err(e) = written {
+            meta.insert("rank".to_owned(), dist.rank().to_string());
+            save_tensors(
+                &temp.join(shard_file(dist.rank())),
+                &learner.partial_fc_state(),
+                &meta,
+            )
+            .context("cannot save this rank's Partial FC shard")
+        };
+        let written = dist.all_ok("writing the checkpoint", written);
+        let committed = match written {
+            Ok(()) if dist.is_main() => self.commit(&temp, &target, &name),
+            Ok(()) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if committed.is_err() && dist.is_main() {
             let _ = fs::remove_dir_all(&temp);
-            return Err(e.context(format!(
+        }
+        let committed = committed.map_err(|e| {
+            e.context(format!(
                 "checkpoint {} was not written (earlier checkpoints are untouched)",
                 target.display()
-            )));
+            ))
+        });
+        dist.all_ok("saving the checkpoint", committed)?;
+        if dist.is_main() {
+            self.prune()?;
         }
-        self.prune()?;
         Ok(target)
+    }
+
+    /// Rank 0's files of a checkpoint, into `temp`.
+    fn write_main(&self, learner: &Learner, state: &TrainState, temp: &Path) -> Result<()> {
+        let mut meta = BTreeMap::new();
+        meta.insert("global_step".to_owned(), state.global_step.to_string());
+        save_native(&temp.join(MODEL_FILE), &learner.vs, &meta).context("cannot save the model")?;
+        save_tensors(&temp.join(TENSORS_FILE), &learner.state_tensors(), &meta)
+            .context("cannot save the training state")?;
+        let json = serde_json::to_vec_pretty(state)?;
+        write_synced(&temp.join(STATE_FILE), &json)?;
+        Ok(())
+    }
+
+    /// Moves the complete `temp` into place as `target`.
+    fn commit(&self, temp: &Path, target: &Path, name: &str) -> Result<()> {
+        sync_dir(temp);
+        // A rerun of the same step replaces its checkpoint: set the old one aside first, so
+        // that a crash between the renames leaves it for `remove_partial` to put back.
+        let replaced = self
+            .dir
+            .join(format!(".{name}{REPLACED_MARK}{}", std::process::id()));
+        let replacing = target.exists();
+        if replacing {
+            fs::rename(target, &replaced)
+                .with_context(|| format!("cannot replace {}", target.display()))?;
+        }
+        fs::rename(temp, target)
+            .with_context(|| format!("cannot move the checkpoint to {}", target.display()))?;
+        sync_dir(&self.dir);
+        if replacing {
+            fs::remove_dir_all(&replaced)
+                .with_context(|| format!("cannot remove {}", replaced.display()))?;
+        }
+        Ok(())
     }
 
     /// Deletes all but the newest `keep` checkpoints.
@@ -267,8 +313,8 @@ pub fn resolve(path: &Path) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// Reads `dir`'s state and loads its tensors into `learner`.
-pub fn load(dir: &Path, learner: &mut Learner) -> Result<TrainState> {
+/// Reads `dir`'s `state.json`.
+pub fn read_state(dir: &Path) -> Result<TrainState> {
     let state_path = dir.join(STATE_FILE);
     let text = fs::read_to_string(&state_path)
         .with_context(|| format!("cannot read {}", state_path.display()))?;
@@ -282,16 +328,28 @@ pub fn load(dir: &Path, learner: &mut Learner) -> Result<TrainState> {
             state.format_version
         );
     }
+    Ok(state)
+}
+
+/// Loads `dir`'s tensors into `learner`: the model and the training state, with rank
+/// `rank`'s Partial FC shard in place of rank 0's.
+pub fn load_tensors(dir: &Path, learner: &mut Learner, rank: usize) -> Result<()> {
     let model_path = dir.join(MODEL_FILE);
     load_native_into(&model_path, &mut learner.vs)
         .with_context(|| format!("cannot load {}", model_path.display()))?;
     let tensors_path = dir.join(TENSORS_FILE);
-    let (tensors, _) = read_native(&tensors_path)
+    let (mut tensors, _) = read_native(&tensors_path)
         .with_context(|| format!("cannot read {}", tensors_path.display()))?;
+    if rank > 0 {
+        let shard_path = dir.join(shard_file(rank));
+        let (shard, _) = read_native(&shard_path)
+            .with_context(|| format!("cannot read rank {rank}'s shard {}", shard_path.display()))?;
+        tensors.retain(|(name, _)| !name.starts_with("partial_fc."));
+        tensors.extend(shard);
+    }
     learner
         .load_state(tensors)
-        .with_context(|| format!("cannot restore {}", tensors_path.display()))?;
-    Ok(state)
+        .with_context(|| format!("cannot restore {}", tensors_path.display()))
 }
 
 #[cfg(test)]

@@ -83,6 +83,17 @@ pub struct TrainSettings {
     pub init_age_bias: bool,
     /// The official linear scaling: learning rates times (images per step over all ranks) / 512.
     pub lr_batch_scaling: bool,
+    /// Data-parallel runs: how long any rank waits for the others (rendezvous, every
+    /// collective) before it stops with an error naming the ranks that did not arrive.
+    pub dist_timeout_s: u64,
+    /// Data-parallel runs: gradients are averaged in buckets of at most this many MiB
+    /// (DDP's `bucket_cap_mb`).
+    pub dist_bucket_mb: u64,
+    /// Run the training forward pass in evaluation mode: BatchNorm normalises with (and no
+    /// longer updates) its running statistics, and dropout and drop path are off. Off in the
+    /// official recipe; with it, a data-parallel run computes exactly what one process
+    /// computes over the combined batch (BatchNorm statistics are otherwise per rank).
+    pub eval_mode_forward: bool,
 }
 
 impl Default for TrainSettings {
@@ -108,6 +119,9 @@ impl Default for TrainSettings {
             initial_eval: false,
             init_age_bias: false,
             lr_batch_scaling: true,
+            dist_timeout_s: 1800,
+            dist_bucket_mb: 25,
+            eval_mode_forward: false,
         }
     }
 }

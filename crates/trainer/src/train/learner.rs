@@ -5,6 +5,7 @@
 //! backbone's gradient norm clipped at 5; optimizer step, then the schedule moves on.
 
 use anyhow::{Context, Result};
+use swinface_distributed::StoreCollectives;
 use swinface_loss::{
     clip_grad_norm, AgeLoss, ClassificationLoss, Collectives, GradScaler, LossWeights, LrSchedule,
     Optimizer, OptimizerConfig, ParamGroup, PartialFc, BACKBONE_MAX_NORM,
@@ -75,6 +76,11 @@ pub struct Learner {
     stage: Stage,
     device: Device,
     batch_sizes: [i64; 4],
+    /// False with `eval_mode_forward`.
+    train_mode: bool,
+    /// The other ranks of a data-parallel run: gradients and logged losses are averaged
+    /// over them.
+    data_parallel: Option<StoreCollectives>,
 }
 
 impl Learner {
@@ -158,7 +164,15 @@ impl Learner {
             stage: config.train.stage,
             device,
             batch_sizes,
+            train_mode: !config.train.eval_mode_forward,
+            data_parallel: None,
         })
+    }
+
+    /// Averages gradients (and the logged losses) over `ranks` from now on, as DDP does.
+    pub fn with_data_parallel(mut self, ranks: Option<StoreCollectives>) -> Self {
+        self.data_parallel = ranks;
+        self
     }
 
     /// Sets the Age head's bias to `value`.
@@ -185,7 +199,11 @@ impl Learner {
         let [r, a, c, e] = self.batch_sizes;
         let (recognition, analysis) = match self.stage {
             Stage::Recognition => {
-                let embedding = self.model.backbone().forward_t(&images, true).embedding;
+                let embedding = self
+                    .model
+                    .backbone()
+                    .forward_t(&images, self.train_mode)
+                    .embedding;
                 (
                     self.partial_fc.forward(&embedding, &identities)?,
                     Vec::new(),
@@ -196,7 +214,7 @@ impl Learner {
                     .analysis
                     .as_ref()
                     .context("the multitask step needs the analysis labels")?;
-                let out = self.model.forward_t(&images, true);
+                let out = self.model.forward_t(&images, self.train_mode);
                 let heads = &out.heads;
                 let recognition = self
                     .partial_fc
@@ -247,16 +265,23 @@ impl Learner {
         // One read-back for every value logged.
         let mut parts = vec![total.detach(), recognition.detach()];
         parts.extend(analysis.iter().map(|l| l.detach().to_kind(Kind::Float)));
-        let values = Vec::<f64>::try_from(
-            Tensor::stack(
-                &parts
-                    .iter()
-                    .map(|t| t.to_kind(Kind::Double))
-                    .collect::<Vec<_>>(),
-                0,
-            )
-            .to_device(Device::Cpu),
-        )?;
+        let mut values = Tensor::stack(
+            &parts
+                .iter()
+                .map(|t| t.to_kind(Kind::Double))
+                .collect::<Vec<_>>(),
+            0,
+        )
+        .to_device(Device::Cpu);
+        if let Some(ranks) = &self.data_parallel {
+            // The analysis losses are each rank's own: log their mean over ranks (the loss
+            // of the combined batch), and let a non-finite loss anywhere skip the step on
+            // every rank, so that all ranks keep taking the same steps.
+            ranks
+                .all_reduce_mean(std::slice::from_mut(&mut values))
+                .context("cannot average the losses over ranks")?;
+        }
+        let values = Vec::<f64>::try_from(values)?;
         let finite = values.iter().all(|v| v.is_finite());
         let learning_rates = self.learning_rates(step);
         let mut outcome = StepOutcome {
@@ -275,8 +300,18 @@ impl Learner {
         }
         self.scaler.scale(&total)?.backward();
         let mut grads = self.optimizer.grads()?;
+        if let Some(ranks) = &self.data_parallel {
+            // DDP's averaging, before unscaling and clipping. Partial FC's centres are
+            // sharded: each rank's gradient is already the whole batch's for its rows.
+            ranks
+                .all_reduce_mean(&mut grads)
+                .context("cannot average the gradients over ranks")?;
+        }
         grads.extend(self.partial_fc.grad()?);
         self.scaler.unscale(&grads)?;
+        if let Some(ranks) = &self.data_parallel {
+            self.scaler.sync_found_inf(ranks)?;
+        }
         if let Some(norm) = clip_grad_norm(&self.backbone_params, BACKBONE_MAX_NORM)? {
             outcome.grad_norm = norm.double_value(&[]);
         }
@@ -335,6 +370,12 @@ impl Learner {
         out.extend(self.partial_fc.state_tensors());
         out.extend(self.scaler.state_tensors());
         out
+    }
+
+    /// This rank's Partial FC shard (centres, their optimizer table, sampler): what each
+    /// rank other than 0 saves of a data-parallel checkpoint.
+    pub fn partial_fc_state(&self) -> Vec<(String, Tensor)> {
+        self.partial_fc.state_tensors()
     }
 
     /// Restores [`Self::state_tensors`] output.

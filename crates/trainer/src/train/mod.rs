@@ -5,11 +5,13 @@
 //! - [`datasets`], [`streams`]: the four training streams and their loaders, walked together.
 //! - [`learner`]: the model, Partial FC, optimizer, schedule and one step.
 //! - [`checkpoint`]: what a checkpoint holds and how it is written atomically.
+//! - [`dist`]: data-parallel runs (torchrun's variables, rendezvous, agreement).
 //! - [`progress`]: bar, log file, TensorBoard; [`summary`]: evaluation results for people.
 
 pub mod checkpoint;
 pub mod config;
 pub mod datasets;
+pub mod dist;
 pub mod learner;
 pub mod progress;
 pub mod streams;
@@ -19,15 +21,15 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use swinface_data::augment::EvalTransform;
-use swinface_loss::SingleProcess;
 use tch::Device;
 
 use self::checkpoint::{BestRecord, CheckpointStore, TrainState, STATE_FORMAT, STATE_VERSION};
 use self::config::{Stage, TrainConfig};
+use self::dist::Dist;
 use self::learner::{Learner, StepOutcome};
 use self::progress::Progress;
 use self::streams::Streams;
@@ -35,7 +37,7 @@ use self::summary::{best_value, log_evaluation, RunSummary, Scores};
 use crate::eval::datasets::{EvalData, Task};
 use crate::eval::periodic::{is_due, PeriodicEvaluator, Trackers};
 use crate::eval::runner::Runner;
-use crate::eval::shard;
+use crate::eval::shard::Gather;
 use crate::eval::suite::run_all;
 
 /// How the periodic evaluation runs the model.
@@ -47,14 +49,18 @@ struct EvalSetup {
 }
 
 impl EvalSetup {
-    fn runner<'a>(&self, model: &'a swinface_model::SwinFace) -> Runner<'a> {
+    fn runner<'a>(
+        &self,
+        model: &'a swinface_model::SwinFace,
+        gather: &'a dyn Gather,
+    ) -> Runner<'a> {
         Runner {
             model,
             device: self.device,
             batch_size: self.batch_size,
             transform: self.transform.clone(),
             limits: self.limits,
-            gather: &shard::SingleProcess,
+            gather,
         }
     }
 }
@@ -175,14 +181,33 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
     if let Some(output) = &args.output {
         config.train.output = output.clone();
     }
+    let dist = Dist::init(
+        Duration::from_secs(config.train.dist_timeout_s.max(1)),
+        (config.train.dist_bucket_mb.max(1) as usize) << 20,
+    )?;
+    let result = train(args, config, &dist).and_then(|code| {
+        dist.shutdown()?;
+        Ok(code)
+    });
+    match result {
+        Err(err) if dist.world_size() > 1 => {
+            dist.abort(&err);
+            Err(err.context(format!("rank {} of {}", dist.rank(), dist.world_size())))
+        }
+        other => other,
+    }
+}
+
+fn train(args: &TrainArgs, mut config: TrainConfig, dist: &Dist) -> Result<ExitCode> {
     let output = config.train.output.clone();
     check_output(&output)?;
     check_paths(&config)?;
     if config.train.torch_threads > 0 {
         tch::set_num_threads(config.train.torch_threads as i32);
     }
-    let device = config.train.device.device()?;
-    let (rank, world_size) = (0usize, 1usize);
+    let device = dist.device(config.train.device.device()?)?;
+    let (rank, world_size) = (dist.rank(), dist.world_size());
+    let main = dist.is_main();
 
     let streams = Streams::open(&config, rank, world_size, device.is_cuda())?;
     let steps_per_epoch = streams.steps_per_epoch() as u64;
@@ -195,19 +220,23 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
         bail!("total_step is 0: nothing to train");
     }
     let store = CheckpointStore::new(&output, config.train.keep_checkpoints);
-    store.remove_partial()?;
-    let resume = resume_dir(args, &store)?;
+    let cleaned = if main { store.remove_partial() } else { Ok(()) };
+    dist.all_ok("cleaning up the checkpoints", cleaned)?;
+    let resume = dist.all_ok("finding the checkpoint to resume", resume_dir(args, &store))?;
 
     let resolved = config
         .to_yaml()
         .context("cannot write the resolved config")?;
-    write_file_atomic(&output.join("config.yaml"), resolved.as_bytes())?;
+    if main {
+        write_file_atomic(&output.join("config.yaml"), resolved.as_bytes())?;
+    }
 
     let seed = config.data.seed as u64;
     tch::manual_seed(seed as i64);
-    let mut learner = Learner::new(&config, device, Box::new(SingleProcess), world_size)?;
+    let mut learner = Learner::new(&config, device, dist.collectives(), world_size)?
+        .with_data_parallel(dist.data_parallel());
 
-    let mut progress = Progress::new(&output, total_steps, 0)?;
+    let mut progress = Progress::new(&output, total_steps, 0, main)?;
     progress.line(&format!(
         "swinface {}: {} stage on {device:?}, {total_steps} steps of {} images ({} per epoch), \
          output {}",
@@ -220,8 +249,16 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
         steps_per_epoch,
         output.display()
     ));
-    let events = progress.events.path().display().to_string();
-    progress.line(&format!("  TensorBoard events: {events}"));
+    if world_size > 1 {
+        progress.line(&format!(
+            "  data parallel: {world_size} ranks, {} images per step in all",
+            config.batch_per_rank() * world_size as u64
+        ));
+    }
+    if let Some(events) = &progress.events {
+        let events = events.path().display().to_string();
+        progress.line(&format!("  TensorBoard events: {events}"));
+    }
     for s in streams.info() {
         progress.line(&format!(
             "  stream {:<12} {:>8} samples, batch {:>4}, {:>6} batches per epoch",
@@ -234,7 +271,7 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
     let mut nonfinite_in_a_row = 0u64;
     let mut first_step = 0u64;
     if let Some(dir) = &resume {
-        let state = checkpoint::load(dir, &mut learner)?;
+        let state = checkpoint::read_state(dir)?;
         if state.world_size != world_size {
             bail!(
                 "{} was saved by {} ranks; this run has {world_size} (resharding Partial FC \
@@ -243,6 +280,7 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
                 state.world_size
             );
         }
+        checkpoint::load_tensors(dir, &mut learner, rank)?;
         if state.steps_per_epoch != streams.steps_per_epoch() {
             bail!(
                 "{} was saved with {} steps per epoch, the data now gives {}: the datasets or \
@@ -294,6 +332,8 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
             ));
         }
     }
+    // Every rank starts from rank 0's weights (DDP broadcasts them the same way).
+    dist.broadcast_variables(&learner.vs)?;
     progress.set_first_step(first_step);
 
     let eval_data = EvalData::load(&config.eval_config(), &Task::ALL, false)?;
@@ -319,7 +359,10 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
 
     let mut summary = RunSummary::new(&config, total_steps);
     if config.train.initial_eval && first_step == 0 && evaluator.data.image_count() > 0 {
-        let before = run_all(&eval_setup.runner(&learner.model), &evaluator.data)?;
+        let before = run_all(
+            &eval_setup.runner(&learner.model, dist.gather()),
+            &evaluator.data,
+        )?;
         let scores = Scores::of(&before);
         progress.line(&format!("before training: {}", scores.describe()));
         summary.before = Some(scores);
@@ -363,7 +406,8 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
                 }
             }
             progress.record_losses(step, &outcome)?;
-            if (step + 1).is_multiple_of(config.train.frequent) || step + 1 == total_steps {
+            if main && ((step + 1).is_multiple_of(config.train.frequent) || step + 1 == total_steps)
+            {
                 log_step(
                     &mut progress,
                     &learner,
@@ -382,7 +426,10 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
             if is_due(global_step, config.train.verbose, total_steps)
                 && evaluator.data.image_count() > 0
             {
-                let report = evaluator.evaluate(&eval_setup.runner(&learner.model), global_step)?;
+                let report = evaluator.evaluate(
+                    &eval_setup.runner(&learner.model, dist.gather()),
+                    global_step,
+                )?;
                 log_evaluation(&mut progress, &report, global_step as i64)?;
                 if let Some((metric, value, higher)) =
                     best_value(config.train.best_metric, &report.results)
@@ -403,8 +450,15 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
                             value,
                             global_step,
                         };
-                        let path = store.save_best(&output, &learner, &record)?;
-                        progress.line(&format!("new best {metric} {value:.4}: {}", path.display()));
+                        let saved = if main {
+                            store.save_best(&output, &learner, &record).map(Some)
+                        } else {
+                            Ok(None)
+                        };
+                        if let Some(path) = dist.all_ok("saving the best model", saved)? {
+                            progress
+                                .line(&format!("new best {metric} {value:.4}: {}", path.display()));
+                        }
                         best = Some(record);
                     }
                 }
@@ -412,8 +466,11 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
                     summary.after = Some(Scores::of(&report.results));
                 }
             }
-            let stop_now = interrupted.load(Ordering::SeqCst)
-                || args.stop_after.is_some_and(|n| run_steps >= n);
+            // Ranks see Ctrl-C at different moments: they stop together, at the first step
+            // any of them saw it.
+            let interrupted_here = interrupted.load(Ordering::SeqCst);
+            let interrupted_any = dist.any(interrupted_here)?;
+            let stop_now = interrupted_any || args.stop_after.is_some_and(|n| run_steps >= n);
             if (global_step + 1).is_multiple_of(config.train.save_verbose) || last || stop_now {
                 let state = TrainState {
                     format: STATE_FORMAT.into(),
@@ -433,11 +490,11 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
                     config: resolved.clone(),
                     saved_at_unix: unix_now(),
                 };
-                let dir = store.save(&learner, &state)?;
+                let dir = store.save(&learner, &state, dist)?;
                 progress.line(&format!("saved {}", dir.display()));
             }
             if stop_now && !last {
-                stop_reason = Some(if interrupted.load(Ordering::SeqCst) {
+                stop_reason = Some(if interrupted_any {
                     "interrupted"
                 } else {
                     "--stop-after reached"
@@ -449,10 +506,16 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
     progress.finish();
     let seconds = started.elapsed().as_secs_f64();
     if let Some(reason) = stop_reason {
+        if !main {
+            return Ok(ExitCode::SUCCESS);
+        }
         println!(
             "{reason}: stopped after step {} ({run_steps} steps in {seconds:.0} s); resume with --resume auto",
             step.saturating_sub(1)
         );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !main {
         return Ok(ExitCode::SUCCESS);
     }
     let final_model = output.join("model.safetensors");
@@ -483,7 +546,9 @@ fn log_step(
     let eta = progress.eta_seconds(step);
     let lr = outcome.learning_rates.first().copied().unwrap_or(0.0);
     let s = step as i64;
-    let tb = &mut progress.events;
+    let Some(tb) = progress.events.as_mut() else {
+        return Ok(());
+    };
     tb.add_scalar("loss/total", outcome.total, s)?;
     tb.add_scalar("loss/recognition", outcome.recognition, s)?;
     for (name, value) in analysis_names.iter().zip(&outcome.analysis) {

@@ -15,9 +15,10 @@ use crate::tensorboard::EventWriter;
 /// The run's outputs for people and for TensorBoard.
 pub struct Progress {
     bar: Option<ProgressBar>,
-    log: File,
-    losses: File,
-    pub events: EventWriter,
+    /// None on the ranks of a data-parallel run other than 0: they write nothing.
+    log: Option<File>,
+    losses: Option<File>,
+    pub events: Option<EventWriter>,
     total_steps: u64,
     window_start: Instant,
     window_images: u64,
@@ -26,8 +27,22 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// `first_step`: where this run starts (non-zero on resume).
-    pub fn new(output: &Path, total_steps: u64, first_step: u64) -> Result<Self> {
+    /// `first_step`: where this run starts (non-zero on resume). With `write` false (ranks
+    /// other than 0), nothing is written or shown.
+    pub fn new(output: &Path, total_steps: u64, first_step: u64, write: bool) -> Result<Self> {
+        if !write {
+            return Ok(Self {
+                bar: None,
+                log: None,
+                losses: None,
+                events: None,
+                total_steps,
+                window_start: Instant::now(),
+                window_images: 0,
+                started: Instant::now(),
+                first_step,
+            });
+        }
         let log_path = output.join("train.log");
         let log = OpenOptions::new()
             .create(true)
@@ -56,9 +71,9 @@ impl Progress {
         });
         Ok(Self {
             bar,
-            log,
-            losses,
-            events,
+            log: Some(log),
+            losses: Some(losses),
+            events: Some(events),
             total_steps,
             window_start: Instant::now(),
             window_images: 0,
@@ -86,13 +101,18 @@ impl Progress {
 
     /// A line for the log file only (the bar shows the same).
     pub fn log_only(&mut self, text: &str) {
-        let _ = writeln!(self.log, "{text}");
-        let _ = self.log.flush();
+        if let Some(log) = &mut self.log {
+            let _ = writeln!(log, "{text}");
+            let _ = log.flush();
+        }
     }
 
     /// Appends the step's losses and rates to `losses.jsonl` (full precision, one object a
     /// line; after a resume, steps past the checkpoint may appear twice: the later line counts).
     pub fn record_losses(&mut self, step: u64, outcome: &StepOutcome) -> Result<()> {
+        let Some(losses) = &mut self.losses else {
+            return Ok(());
+        };
         let line = serde_json::json!({
             "step": step,
             "total": outcome.total,
@@ -102,15 +122,18 @@ impl Progress {
             "grad_norm": outcome.grad_norm,
             "stepped": outcome.stepped,
         });
-        writeln!(self.losses, "{line}").context("cannot write losses.jsonl")?;
-        self.losses.flush().context("cannot write losses.jsonl")?;
+        writeln!(losses, "{line}").context("cannot write losses.jsonl")?;
+        losses.flush().context("cannot write losses.jsonl")?;
         Ok(())
     }
 
     /// A line for the log file and, above the bar or on stdout, for the person watching.
     pub fn line(&mut self, text: &str) {
-        let _ = writeln!(self.log, "{text}");
-        let _ = self.log.flush();
+        let Some(log) = &mut self.log else {
+            return;
+        };
+        let _ = writeln!(log, "{text}");
+        let _ = log.flush();
         match &self.bar {
             Some(bar) => bar.println(text),
             None => println!("{text}"),
@@ -152,6 +175,8 @@ impl Progress {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
-        let _ = self.events.flush();
+        if let Some(events) = &mut self.events {
+            let _ = events.flush();
+        }
     }
 }

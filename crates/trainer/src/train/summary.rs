@@ -104,7 +104,9 @@ pub fn log_evaluation(progress: &mut Progress, report: &PeriodicReport, step: i6
     let r = &report.results;
     let t = &report.trackers;
     let mut lines = Vec::new();
-    let tb = &mut progress.events;
+    let Some(tb) = progress.events.as_mut() else {
+        return Ok(());
+    };
     if let Some(raf) = &r.raf {
         let m = &raf.metrics;
         tb.add_scalar("eval/raf_top1", m.top1, step)?;
