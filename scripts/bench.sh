@@ -2,7 +2,7 @@
 # The speed suite: ours and the PyTorch baseline side by side in one run, alternated round by
 # round so that background load hits both alike, then the medians and ratios ours / PyTorch:
 #   forward    full model, eval, batch ${FORWARD_BATCH:-32}
-#   train      full multi-task step (four streams of 8) and the demo model's (four of 16)
+#   train      full multi-task step (four streams of 8) and the demo model's (configs/demo.yaml's batches)
 #   data       JPEG decode + the analysis augmentation through the loaders, per core
 #   memory     peak RSS of each process above
 # Environment: ROUNDS (default 2), TRAIN_REPS (3), FORWARD_REPS (3), IMAGES (2048),
