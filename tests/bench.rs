@@ -55,8 +55,8 @@ fn bench_train_reports_a_spec_that_the_pytorch_baseline_trains() {
     assert_eq!(ours["impl"], "rust");
     assert_eq!(ours["batch"], 8);
     assert_eq!(ours["batches"], serde_json::json!([2, 2, 2, 2]));
-    assert_eq!(ours["model"]["patch_size"], 4);
-    assert_eq!(ours["model"]["depths"], serde_json::json!([2, 2, 2]));
+    assert_eq!(ours["model"]["patch_size"], 8);
+    assert_eq!(ours["model"]["depths"], serde_json::json!([2, 2]));
     assert_eq!(ours["num_classes"], 200);
     assert_eq!(ours["analysis_loss_weights"].as_array().unwrap().len(), 42);
     let rate = ours["images_per_s"].as_f64().unwrap();

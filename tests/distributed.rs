@@ -8,11 +8,9 @@ use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use swinface_data::synth::{write_all, SynthConfig};
 use swinface_model::checkpoint::read_native;
 use tch::Tensor;
 
@@ -26,62 +24,18 @@ fn tmp(name: &str) -> PathBuf {
     dir
 }
 
+mod common;
+use common::text;
+
 fn data_dir() -> &'static Path {
-    static DATA: OnceLock<PathBuf> = OnceLock::new();
-    DATA.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("distributed_data");
-        let config = SynthConfig {
-            identities: 24,
-            images_per_identity: 6,
-            ..SynthConfig::small()
-        };
-        write_all(&dir, &config).expect("synthetic dataset");
-        dir
-    })
+    common::small_data("distributed_data")
 }
 
 /// The tests' tiny multitask model on the small data, with `extra` (YAML) on top. Per-rank
 /// batch sizes are `batch` for every stream.
 fn write_config(dir: &Path, batch: u32, extra: &str) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    let text = std::fs::read_to_string(data_dir().join("swinface_data.yaml")).unwrap();
-    let mut map: serde_yaml::Mapping = serde_yaml::from_str(&text).unwrap();
-    map.retain(|_, v| !v.is_null());
-    let base = format!(
-        "output: {out}
-device: cpu
-torch_threads: 1
-num_workers: 1
-embedding_size: 32
-swin:
-  patch_size: 4
-  embed_dim: 16
-  depths: [2, 2, 2]
-  num_heads: [1, 2, 4]
-fam_feature_dim: 16
-fam_in_chans: 160
-recognition_bz: {batch}
-age_gender_bz: {batch}
-CelebA_bz: {batch}
-expression_bz: {batch}
-val_targets: []
-val_batch_size: 32
-fp16: false
-frequent: 1
-verbose: 0
-dist_timeout_s: 30
-",
-        out = dir.join("out").display()
-    );
-    for layer in [base.as_str(), extra] {
-        let over: serde_yaml::Mapping = serde_yaml::from_str(layer).unwrap_or_default();
-        for (k, v) in over {
-            map.insert(k, v);
-        }
-    }
-    let path = dir.join("config.yaml");
-    std::fs::write(&path, serde_yaml::to_string(&map).unwrap()).unwrap();
-    path
+    const RANKS: &str = "val_targets: []\nfrequent: 1\nverbose: 0\ndist_timeout_s: 30\n";
+    common::write_tiny_config(dir, data_dir(), batch, &[RANKS, extra])
 }
 
 /// What makes two ranks compute what one process computes: no dropout or drop path,
@@ -106,14 +60,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 fn swinface(args: &[&str]) -> Output {

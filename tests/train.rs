@@ -5,11 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use swinface_data::synth::{write_all, SynthConfig};
 use swinface_model::checkpoint::read_native;
 
 const BIN: &str = env!("CARGO_BIN_EXE_swinface");
@@ -18,60 +16,18 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+mod common;
+use common::text;
+
 /// The small synthetic dataset, written once per test binary.
 fn data_dir() -> &'static Path {
-    static DATA: OnceLock<PathBuf> = OnceLock::new();
-    DATA.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("train_e2e_data");
-        let config = SynthConfig {
-            identities: 24,
-            images_per_identity: 6,
-            ..SynthConfig::small()
-        };
-        write_all(&dir, &config).expect("synthetic dataset");
-        dir
-    })
+    common::small_data("train_e2e_data")
 }
 
-/// A small model (the demo's shape) on the small data: the generated dataset's own data
-/// config with `extra` (YAML) merged on top.
+/// A small model (the demo's shape) on the small data, four images per stream, with
+/// `extra` (YAML) merged on top.
 fn write_config(dir: &Path, extra: &str) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    let text = std::fs::read_to_string(data_dir().join("swinface_data.yaml")).unwrap();
-    let mut map: serde_yaml::Mapping = serde_yaml::from_str(&text).unwrap();
-    map.retain(|_, v| !v.is_null());
-    let base = format!(
-        "output: {out}
-device: cpu
-torch_threads: 1
-num_workers: 1
-embedding_size: 32
-swin:
-  patch_size: 4
-  embed_dim: 16
-  depths: [2, 2, 2]
-  num_heads: [1, 2, 4]
-fam_feature_dim: 16
-fam_in_chans: 160
-recognition_bz: 4
-age_gender_bz: 4
-CelebA_bz: 4
-expression_bz: 4
-val_targets: [lfw]
-val_batch_size: 32
-fp16: false
-",
-        out = dir.join("out").display()
-    );
-    for layer in [base.as_str(), extra] {
-        let over: serde_yaml::Mapping = serde_yaml::from_str(layer).unwrap_or_default();
-        for (k, v) in over {
-            map.insert(k, v);
-        }
-    }
-    let path = dir.join("config.yaml");
-    std::fs::write(&path, serde_yaml::to_string(&map).unwrap()).unwrap();
-    path
+    common::write_tiny_config(dir, data_dir(), 4, &["val_targets: [lfw]", extra])
 }
 
 fn swinface(args: &[&str]) -> Output {
@@ -80,14 +36,6 @@ fn swinface(args: &[&str]) -> Output {
         .current_dir(repo_root())
         .output()
         .expect("run swinface")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 fn train(config: &Path, more: &[&str]) -> Output {

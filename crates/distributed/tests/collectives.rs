@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use swinface_distributed::{DistError, StoreCollectives, TcpStore};
 use swinface_loss::Collectives;
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -43,10 +43,15 @@ fn on_ranks<T: Send>(
 }
 
 /// Rank `r`'s input: values that differ per rank and per element, not exactly representable
-/// sums, so that a wrong order or a wrong rank would show.
+/// sums, so that a wrong order or a wrong rank would show. A formula, not torch's global
+/// generator, which the rank threads would race for.
 fn input(rank: usize, shape: &[i64], salt: u64) -> Tensor {
-    tch::manual_seed((rank as u64 * 1000 + salt) as i64);
-    Tensor::randn(shape, (Kind::Float, Device::Cpu))
+    let n: i64 = shape.iter().product();
+    let phase = (rank as u64 * 1000 + salt) as f64;
+    let values: Vec<f32> = (0..n)
+        .map(|i| (3.0 * (phase * 0.731 + i as f64 * 1.618).sin()) as f32)
+        .collect();
+    Tensor::from_slice(&values).reshape(shape)
 }
 
 fn values(t: &Tensor) -> Vec<f32> {
