@@ -25,7 +25,7 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 mod common;
-use common::text;
+use common::{losses, text};
 
 fn data_dir() -> &'static Path {
     common::small_data("distributed_data")
@@ -122,16 +122,6 @@ fn centres(checkpoint: &Path, world: usize) -> Tensor {
         parts.push(tensors(&shard)["partial_fc.weight"].shallow_clone());
     }
     Tensor::cat(&parts, 0)
-}
-
-fn losses(output: &Path) -> BTreeMap<u64, Value> {
-    let text = std::fs::read_to_string(output.join("losses.jsonl")).unwrap();
-    text.lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap();
-            (v["step"].as_u64().unwrap(), v)
-        })
-        .collect()
 }
 
 #[test]

@@ -2,7 +2,6 @@
 //! files that TensorBoard itself reads, learning, the official-recipe configs' first steps,
 //! and the bad situations (non-finite loss, too little data, unwritable output, bad keys).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -17,7 +16,7 @@ fn repo_root() -> PathBuf {
 }
 
 mod common;
-use common::text;
+use common::{losses, text};
 
 /// The small synthetic dataset, written once per test binary.
 fn data_dir() -> &'static Path {
@@ -48,17 +47,6 @@ fn train(config: &Path, more: &[&str]) -> Output {
         text(&out)
     );
     out
-}
-
-/// The last recorded losses of each step in `losses.jsonl`.
-fn losses(output: &Path) -> BTreeMap<u64, Value> {
-    let text = std::fs::read_to_string(output.join("losses.jsonl")).unwrap();
-    text.lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap();
-            (v["step"].as_u64().unwrap(), v)
-        })
-        .collect()
 }
 
 fn venv_python() -> PathBuf {

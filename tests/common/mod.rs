@@ -2,10 +2,12 @@
 //! multitask model's config over it.
 #![allow(dead_code)] // each test binary uses its own subset
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::OnceLock;
 
+use serde_json::Value;
 use swinface_data::synth::{write_all, SynthConfig};
 
 /// The small synthetic dataset (24 identities of 6 images), written once per test binary
@@ -72,4 +74,15 @@ pub fn text(output: &Output) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     )
+}
+
+/// The last recorded losses of each step in `output/losses.jsonl`.
+pub fn losses(output: &Path) -> BTreeMap<u64, Value> {
+    let text = std::fs::read_to_string(output.join("losses.jsonl")).unwrap();
+    text.lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (v["step"].as_u64().unwrap(), v)
+        })
+        .collect()
 }
