@@ -5,11 +5,24 @@
 #        ./train.sh CONFIG.yaml --nproc_per_node N [--nnodes M --node_rank R --master_addr A
 #                   --master_port P] [train options]: N data-parallel ranks on this node
 #                   (torchrun's options and variables; run it on every node of M).
+#        SWINFACE_NCCL=1 ./train.sh ...: builds with the nccl feature, so that GPU ranks
+#                   average gradients with c10d's ProcessGroupNCCL (installs the CUDA
+#                   toolkit's headers, about 300 MB, under .venv/cuda-toolkit once).
 set -euo pipefail
 cd "$(dirname "$0")"
 ./scripts/setup.sh
 source scripts/env.sh
-cargo build --release -q -p swinface-trainer
+features=()
+if [ "${SWINFACE_NCCL:-0}" = 1 ]; then
+  headers=.venv/cuda-toolkit
+  if [ ! -f "$headers/nvidia/cu13/include/crt/host_config.h" ]; then
+    echo "train.sh: installing the CUDA toolkit headers the nccl feature compiles against"
+    pip install -q --target "$headers" "cuda-toolkit[nvcc,cccl]==13.0.2"
+  fi
+  export SWINFACE_CUDA_INCLUDE="$PWD/$headers/nvidia/cu13/include"
+  features=(--features nccl)
+fi
+cargo build --release -q -p swinface-trainer "${features[@]}"
 bin=target/release/swinface
 if [ $# -eq 0 ] || [ "$1" = configs/demo.yaml ]; then
   [ $# -gt 0 ] && shift

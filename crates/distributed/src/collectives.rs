@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 use swinface_loss::{Collectives, LossError};
 use tch::{Device, Kind, Tensor};
 
+use crate::bucket::{buckets, flatten, unflatten};
+use crate::data_parallel::DataParallel;
 use crate::error::{DistError, Result};
 use crate::store::TcpStore;
 
@@ -271,10 +273,9 @@ impl StoreCollectives {
 
     /// Overwrites each tensor with `root`'s, in buckets.
     pub fn broadcast_all(&self, tensors: &mut [Tensor], root: usize) -> Result<()> {
-        for range in self.buckets(tensors) {
+        for range in buckets(tensors, self.inner.bucket_bytes) {
             let bucket = &mut tensors[range];
-            let flat = flatten(bucket)?;
-            let mut flat = flat;
+            let mut flat = flatten(bucket, Device::Cpu)?;
             self.broadcast(&mut flat, root)?;
             unflatten(&flat, bucket)?;
         }
@@ -285,37 +286,14 @@ impl StoreCollectives {
     /// configured size (tensors of one kind per bucket): DDP's gradient averaging.
     pub fn all_reduce_mean(&self, tensors: &mut [Tensor]) -> Result<()> {
         let world = self.world_size() as f64;
-        for range in self.buckets(tensors) {
+        for range in buckets(tensors, self.inner.bucket_bytes) {
             let bucket = &mut tensors[range];
-            let mut flat = flatten(bucket)?;
+            let mut flat = flatten(bucket, Device::Cpu)?;
             self.reduce("all_reduce_mean", &mut flat, |a, b| a.f_add(b))?;
             let flat = flat.f_div_scalar(world)?;
             unflatten(&flat, bucket)?;
         }
         Ok(())
-    }
-
-    /// Consecutive index ranges of `tensors` of one kind and device, each within the bucket
-    /// size (a larger tensor gets a bucket of its own).
-    fn buckets(&self, tensors: &[Tensor]) -> Vec<std::ops::Range<usize>> {
-        let mut out = Vec::new();
-        let mut start = 0;
-        let mut bytes = 0usize;
-        for (i, t) in tensors.iter().enumerate() {
-            let size = t.numel() * t.kind().elt_size_in_bytes();
-            let same = i == start
-                || (t.kind() == tensors[start].kind() && t.device() == tensors[start].device());
-            if i > start && (!same || bytes + size > self.inner.bucket_bytes) {
-                out.push(start..i);
-                start = i;
-                bytes = 0;
-            }
-            bytes += size;
-        }
-        if start < tensors.len() {
-            out.push(start..tensors.len());
-        }
-        out
     }
 
     /// Exchanges `tensor` and folds the contributions in rank order with `op`.
@@ -389,28 +367,18 @@ impl Collectives for StoreCollectives {
     }
 }
 
-/// The tensors, detached, as one flat CPU tensor.
-fn flatten(tensors: &[Tensor]) -> Result<Tensor> {
-    let flat: Vec<Tensor> = tensors
-        .iter()
-        .map(|t| t.f_detach()?.f_to_device(Device::Cpu)?.f_reshape([-1]))
-        .collect::<std::result::Result<_, _>>()?;
-    Ok(Tensor::f_cat(&flat, 0)?)
-}
-
-/// Copies consecutive slices of `flat` back into `tensors`.
-fn unflatten(flat: &Tensor, tensors: &mut [Tensor]) -> Result<()> {
-    let mut offset = 0i64;
-    for t in tensors.iter_mut() {
-        let n = t.numel() as i64;
-        let part = flat
-            .f_narrow(0, offset, n)?
-            .f_reshape(t.size())?
-            .f_to_device(t.device())?;
-        tch::no_grad(|| t.f_copy_(&part))?;
-        offset += n;
+impl DataParallel for StoreCollectives {
+    fn all_reduce_mean(&self, tensors: &mut [Tensor]) -> Result<()> {
+        StoreCollectives::all_reduce_mean(self, tensors)
     }
-    Ok(())
+
+    fn broadcast_all(&self, tensors: &mut [Tensor], root: usize) -> Result<()> {
+        StoreCollectives::broadcast_all(self, tensors, root)
+    }
+
+    fn backend(&self) -> &'static str {
+        "tcp-store"
+    }
 }
 
 const KINDS: [Kind; 10] = [

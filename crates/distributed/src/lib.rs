@@ -7,10 +7,14 @@
 //! - [`StoreCollectives`]: reductions, gathers and broadcasts over the store, for CPU runs;
 //!   it implements Partial FC's [`swinface_loss::Collectives`] and adds bucketed gradient
 //!   averaging.
+//! - [`DataParallel`]: the model broadcast and bucketed gradient averaging, over either
+//!   backend.
 //! - `nccl` (cargo feature, off by default): `ProcessGroupNccl`, c10d's NCCL process group
 //!   rendezvousing through the same store, for GPUs.
 
+mod bucket;
 mod collectives;
+mod data_parallel;
 mod env;
 mod error;
 #[cfg(feature = "nccl")]
@@ -18,6 +22,7 @@ pub mod nccl;
 mod store;
 
 pub use collectives::{StoreCollectives, DEFAULT_BUCKET_BYTES};
+pub use data_parallel::DataParallel;
 pub use env::{DistEnv, VARIABLES};
 pub use error::{DistError, Result};
 pub use store::TcpStore;

@@ -1,15 +1,20 @@
 //! c10d's `ProcessGroupNCCL` (the `nccl` feature): GPU collectives, rendezvousing through
-//! the run's [`TcpStore`]. Tensors stay on their GPU; every call waits for its work to
-//! finish. Compiled and linked here against the pip wheel's headers and libtorch_cuda; not
-//! run (no GPU where it was written).
+//! the run's [`TcpStore`]. Tensors stay on their GPU. Each call waits on its work, which
+//! (as in torch.distributed) makes the current CUDA stream wait for NCCL's stream, so the
+//! collectives are ordered with the computation around them without blocking the host.
+//! Compiled and linked against the pip wheel's headers and libtorch_cuda; not yet run on a
+//! GPU (none was lent where it was written).
 
 use std::ffi::{c_char, c_int, CStr};
 use std::ptr::NonNull;
+use std::sync::Arc;
 use std::time::Duration;
 
 use swinface_loss::Collectives;
 use tch::Tensor;
 
+use crate::bucket::{buckets, flatten, unflatten};
+use crate::data_parallel::DataParallel;
 use crate::error::{DistError, Result};
 use crate::store::{ffi as store_ffi, TcpStore};
 
@@ -80,17 +85,28 @@ fn call(op: &'static str, body: impl FnOnce(*mut c_char, usize) -> c_int) -> Res
     Err(DistError::Nccl { op, message })
 }
 
-/// One rank of an NCCL process group.
+/// The shim's process group, freed when the last clone of its [`ProcessGroupNccl`] goes.
+struct Handle(NonNull<ffi::Nccl>);
+
+// SAFETY: ProcessGroupNCCL is thread-safe (torch.distributed calls it from any thread).
+unsafe impl Send for Handle {}
+unsafe impl Sync for Handle {}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // SAFETY: the handle is live and dropped once.
+        unsafe { ffi::swinface_nccl_free(self.0.as_ptr()) };
+    }
+}
+
+/// One rank of an NCCL process group; clones share it.
+#[derive(Clone)]
 pub struct ProcessGroupNccl {
-    raw: NonNull<ffi::Nccl>,
+    raw: Arc<Handle>,
     rank: usize,
     world_size: usize,
     bucket_bytes: usize,
 }
-
-// SAFETY: ProcessGroupNCCL is thread-safe (torch.distributed calls it from any thread).
-unsafe impl Send for ProcessGroupNccl {}
-unsafe impl Sync for ProcessGroupNccl {}
 
 impl ProcessGroupNccl {
     /// Joins the group through `store` (every rank calls it); collectives that take longer
@@ -126,7 +142,7 @@ impl ProcessGroupNccl {
             message: "the shim returned no process group".into(),
         })?;
         Ok(Self {
-            raw,
+            raw: Arc::new(Handle(raw)),
             rank,
             world_size,
             bucket_bytes: crate::DEFAULT_BUCKET_BYTES,
@@ -143,7 +159,7 @@ impl ProcessGroupNccl {
         call("all_reduce", |error, length| unsafe {
             // SAFETY: the tensor is live for the call (tch's C tensor is an at::Tensor*).
             ffi::swinface_nccl_all_reduce(
-                self.raw.as_ptr(),
+                self.raw.0.as_ptr(),
                 tensor.as_mut_ptr(),
                 op as c_int,
                 error,
@@ -161,7 +177,7 @@ impl ProcessGroupNccl {
         call("broadcast", |error, length| unsafe {
             // SAFETY: as in all_reduce.
             ffi::swinface_nccl_broadcast(
-                self.raw.as_ptr(),
+                self.raw.0.as_ptr(),
                 tensor.as_mut_ptr(),
                 root,
                 error,
@@ -170,37 +186,25 @@ impl ProcessGroupNccl {
         })
     }
 
-    /// Replaces each tensor with its mean over ranks, in buckets flattened on the device.
+    /// Replaces each tensor with its mean over ranks (NCCL's average), one all-reduce per
+    /// bucket flattened on the tensors' GPU.
     pub fn all_reduce_mean(&self, tensors: &mut [Tensor]) -> Result<()> {
-        let mut start = 0;
-        while start < tensors.len() {
-            let kind = tensors[start].kind();
-            let device = tensors[start].device();
-            let mut end = start;
-            let mut bytes = 0;
-            while end < tensors.len()
-                && tensors[end].kind() == kind
-                && tensors[end].device() == device
-                && (end == start || bytes + tensor_bytes(&tensors[end]) <= self.bucket_bytes)
-            {
-                bytes += tensor_bytes(&tensors[end]);
-                end += 1;
-            }
-            let bucket = &mut tensors[start..end];
-            let flat: Vec<Tensor> = bucket
-                .iter()
-                .map(|t| t.f_detach()?.f_reshape([-1]))
-                .collect::<std::result::Result<_, _>>()?;
-            let mut flat = Tensor::f_cat(&flat, 0)?;
+        for range in buckets(tensors, self.bucket_bytes) {
+            let bucket = &mut tensors[range];
+            let mut flat = flatten(bucket, bucket[0].device())?;
             self.all_reduce(&mut flat, ReduceOp::Avg)?;
-            let mut offset = 0;
-            for t in bucket.iter_mut() {
-                let n = t.numel() as i64;
-                let part = flat.f_narrow(0, offset, n)?.f_reshape(t.size())?;
-                tch::no_grad(|| t.f_copy_(&part))?;
-                offset += n;
-            }
-            start = end;
+            unflatten(&flat, bucket)?;
+        }
+        Ok(())
+    }
+
+    /// Overwrites each tensor with `root`'s, one broadcast per bucket.
+    pub fn broadcast_all(&self, tensors: &mut [Tensor], root: usize) -> Result<()> {
+        for range in buckets(tensors, self.bucket_bytes) {
+            let bucket = &mut tensors[range];
+            let mut flat = flatten(bucket, bucket[0].device())?;
+            self.broadcast(&mut flat, root)?;
+            unflatten(&flat, bucket)?;
         }
         Ok(())
     }
@@ -215,7 +219,7 @@ impl ProcessGroupNccl {
         call("all_gather", |error, length| unsafe {
             // SAFETY: the input and outputs are live for the call.
             ffi::swinface_nccl_all_gather(
-                self.raw.as_ptr(),
+                self.raw.0.as_ptr(),
                 input.as_mut_ptr(),
                 pointers.as_ptr(),
                 pointers.len(),
@@ -225,10 +229,6 @@ impl ProcessGroupNccl {
         })?;
         Ok(outputs)
     }
-}
-
-fn tensor_bytes(t: &Tensor) -> usize {
-    t.numel() * t.kind().elt_size_in_bytes()
 }
 
 impl Collectives for ProcessGroupNccl {
@@ -256,10 +256,17 @@ impl Collectives for ProcessGroupNccl {
     }
 }
 
-impl Drop for ProcessGroupNccl {
-    fn drop(&mut self) {
-        // SAFETY: the handle is live and dropped once.
-        unsafe { ffi::swinface_nccl_free(self.raw.as_ptr()) };
+impl DataParallel for ProcessGroupNccl {
+    fn all_reduce_mean(&self, tensors: &mut [Tensor]) -> Result<()> {
+        ProcessGroupNccl::all_reduce_mean(self, tensors)
+    }
+
+    fn broadcast_all(&self, tensors: &mut [Tensor], root: usize) -> Result<()> {
+        ProcessGroupNccl::broadcast_all(self, tensors, root)
+    }
+
+    fn backend(&self) -> &'static str {
+        "nccl"
     }
 }
 

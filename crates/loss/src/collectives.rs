@@ -46,6 +46,25 @@ impl Collectives for SingleProcess {
     }
 }
 
+/// A shared group (one process group serving Partial FC and the gradients alike).
+impl<T: Collectives + Sync + ?Sized> Collectives for Arc<T> {
+    fn rank(&self) -> usize {
+        (**self).rank()
+    }
+    fn world_size(&self) -> usize {
+        (**self).world_size()
+    }
+    fn all_reduce_max(&self, tensor: &mut Tensor) -> Result<()> {
+        (**self).all_reduce_max(tensor)
+    }
+    fn all_reduce_sum(&self, tensor: &mut Tensor) -> Result<()> {
+        (**self).all_reduce_sum(tensor)
+    }
+    fn all_gather(&self, tensor: &Tensor) -> Result<Vec<Tensor>> {
+        (**self).all_gather(tensor)
+    }
+}
+
 /// One rank of an in-process group; run each rank on its own thread.
 ///
 /// Every rank reduces the same rank-ordered contributions in the same order, so all ranks get

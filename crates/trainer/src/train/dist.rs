@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use swinface_distributed::{DistEnv, StoreCollectives, TcpStore};
+use swinface_distributed::{DataParallel, DistEnv, StoreCollectives, TcpStore};
 use swinface_loss::{Collectives, SingleProcess};
 use tch::{nn, Device, Tensor};
 
@@ -16,7 +16,11 @@ use crate::eval::shard::{self, Gather, Row, Shard};
 
 pub struct Dist {
     pub env: DistEnv,
+    /// Agreement, errors and evaluation rows: small messages through the store.
     comm: Option<StoreCollectives>,
+    /// The model broadcast, the gradients and Partial FC: NCCL on GPUs (with the `nccl`
+    /// feature), otherwise the store.
+    group: Option<Arc<dyn DataParallel>>,
     gather: Option<StoreGather>,
     /// Rank 0's process id: names the checkpoint directory being written, the same on
     /// every rank.
@@ -26,8 +30,8 @@ pub struct Dist {
 impl Dist {
     /// Reads RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT (none set: one process)
     /// and, with more than one rank, meets the others at rank 0's store. Every wait gives up
-    /// after `timeout`.
-    pub fn init(timeout: Duration, bucket_bytes: usize) -> Result<Self> {
+    /// after `timeout`. Ranks training on `device` = CUDA join an NCCL group as well.
+    pub fn init(timeout: Duration, bucket_bytes: usize, device: Device) -> Result<Self> {
         let env = DistEnv::from_env()
             .context("the distributed launch variables")?
             .unwrap_or_else(DistEnv::single);
@@ -35,6 +39,7 @@ impl Dist {
             return Ok(Self {
                 env,
                 comm: None,
+                group: None,
                 gather: None,
                 run_id: std::process::id(),
             });
@@ -53,8 +58,16 @@ impl Dist {
                 .try_into()
                 .context("rank 0 sent a malformed run id")?,
         );
+        let group = data_plane(&env, &comm, device, timeout, bucket_bytes)?;
+        tracing::info!(
+            "rank {} of {}: gradients through {}",
+            env.rank,
+            env.world_size,
+            group.backend()
+        );
         Ok(Self {
             gather: Some(StoreGather(comm.clone())),
+            group: Some(group),
             comm: Some(comm),
             env,
             run_id,
@@ -78,15 +91,15 @@ impl Dist {
         self.run_id
     }
 
-    /// The group's collectives for gradient averaging, when there is more than one rank.
-    pub fn data_parallel(&self) -> Option<StoreCollectives> {
-        self.comm.clone()
+    /// The group that averages gradients, when there is more than one rank.
+    pub fn data_parallel(&self) -> Option<Arc<dyn DataParallel>> {
+        self.group.clone()
     }
 
     /// Partial FC's collectives.
     pub fn collectives(&self) -> Box<dyn Collectives> {
-        match &self.comm {
-            Some(c) => Box::new(c.clone()),
+        match &self.group {
+            Some(g) => Box::new(g.clone()),
             None => Box::new(SingleProcess),
         }
     }
@@ -119,13 +132,14 @@ impl Dist {
 
     /// Copies rank 0's parameters and buffers to every rank (DDP does the same at start).
     pub fn broadcast_variables(&self, vs: &nn::VarStore) -> Result<()> {
-        let Some(comm) = &self.comm else {
+        let Some(group) = &self.group else {
             return Ok(());
         };
         let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));
         let mut tensors: Vec<Tensor> = named.into_iter().map(|(_, t)| t).collect();
-        comm.broadcast_all(&mut tensors, 0)
+        group
+            .broadcast_all(&mut tensors, 0)
             .context("cannot broadcast the model from rank 0")
     }
 
@@ -175,6 +189,44 @@ impl Dist {
                 .context("the other ranks did not finish after rank 0"),
             None => Ok(()),
         }
+    }
+}
+
+/// The gradients' group: NCCL for CUDA ranks when built with the `nccl` feature (through
+/// the same store), otherwise the store itself.
+fn data_plane(
+    env: &DistEnv,
+    comm: &StoreCollectives,
+    device: Device,
+    timeout: Duration,
+    bucket_bytes: usize,
+) -> Result<Arc<dyn DataParallel>> {
+    if !matches!(device, Device::Cuda(_)) {
+        return Ok(Arc::new(comm.clone()));
+    }
+    #[cfg(feature = "nccl")]
+    {
+        let group = swinface_distributed::nccl::ProcessGroupNccl::new(
+            comm.store(),
+            env.rank,
+            env.world_size,
+            timeout,
+        )
+        .with_context(|| format!("rank {}: cannot join the NCCL group", env.rank))?
+        .with_bucket_bytes(bucket_bytes);
+        Ok(Arc::new(group))
+    }
+    #[cfg(not(feature = "nccl"))]
+    {
+        let _ = (timeout, bucket_bytes);
+        if env.rank == 0 {
+            tracing::warn!(
+                "this binary was built without the nccl feature: the GPU ranks average their \
+                 gradients through rank 0's TCPStore on the CPU, which is slow; build with \
+                 SWINFACE_NCCL=1 ./train.sh (cargo's --features nccl)"
+            );
+        }
+        Ok(Arc::new(comm.clone()))
     }
 }
 

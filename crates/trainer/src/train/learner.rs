@@ -4,8 +4,10 @@
 //! outputs sliced per stream into the task losses; their weighted sum; backward; the
 //! backbone's gradient norm clipped at 5; optimizer step, then the schedule moves on.
 
+use std::sync::Arc;
+
 use anyhow::{Context, Result};
-use swinface_distributed::StoreCollectives;
+use swinface_distributed::DataParallel;
 use swinface_loss::{
     clip_grad_norm, AgeLoss, ClassificationLoss, Collectives, GradScaler, LossWeights, LrSchedule,
     Optimizer, OptimizerConfig, ParamGroup, PartialFc, BACKBONE_MAX_NORM,
@@ -80,7 +82,7 @@ pub struct Learner {
     train_mode: bool,
     /// The other ranks of a data-parallel run: gradients and logged losses are averaged
     /// over them.
-    data_parallel: Option<StoreCollectives>,
+    data_parallel: Option<Arc<dyn DataParallel>>,
 }
 
 impl Learner {
@@ -170,7 +172,7 @@ impl Learner {
     }
 
     /// Averages gradients (and the logged losses) over `ranks` from now on, as DDP does.
-    pub fn with_data_parallel(mut self, ranks: Option<StoreCollectives>) -> Self {
+    pub fn with_data_parallel(mut self, ranks: Option<Arc<dyn DataParallel>>) -> Self {
         self.data_parallel = ranks;
         self
     }
@@ -271,8 +273,7 @@ impl Learner {
                 .map(|t| t.to_kind(Kind::Double))
                 .collect::<Vec<_>>(),
             0,
-        )
-        .to_device(Device::Cpu);
+        );
         if let Some(ranks) = &self.data_parallel {
             // The analysis losses are each rank's own: log their mean over ranks (the loss
             // of the combined batch), and let a non-finite loss anywhere skip the step on
@@ -281,7 +282,7 @@ impl Learner {
                 .all_reduce_mean(std::slice::from_mut(&mut values))
                 .context("cannot average the losses over ranks")?;
         }
-        let values = Vec::<f64>::try_from(values)?;
+        let values = Vec::<f64>::try_from(values.to_device(Device::Cpu))?;
         let finite = values.iter().all(|v| v.is_finite());
         let learning_rates = self.learning_rates(step);
         let mut outcome = StepOutcome {

@@ -184,6 +184,7 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
     let dist = Dist::init(
         Duration::from_secs(config.train.dist_timeout_s.max(1)),
         (config.train.dist_bucket_mb.max(1) as usize) << 20,
+        config.train.device.device()?,
     )?;
     let result = train(args, config, &dist).and_then(|code| {
         dist.shutdown()?;
