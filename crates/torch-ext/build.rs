@@ -1,12 +1,15 @@
-//! Compiles csrc/autocast_shim.cpp against the libtorch that torch-sys links, and embeds that
-//! libtorch's directory as an rpath (as ../build_rpath.rs does for the other crates).
+//! Compiles csrc/autocast_shim.cpp and csrc/sync_bn_shim.cpp against the libtorch that
+//! torch-sys links, and embeds that libtorch's directory as an rpath (as ../build_rpath.rs
+//! does for the other crates).
 
 use std::path::PathBuf;
 
-const SHIM: &str = "csrc/autocast_shim.cpp";
+const SHIMS: [&str; 2] = ["csrc/autocast_shim.cpp", "csrc/sync_bn_shim.cpp"];
 
 fn main() {
-    println!("cargo:rerun-if-changed={SHIM}");
+    for shim in SHIMS {
+        println!("cargo:rerun-if-changed={shim}");
+    }
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
 
@@ -20,7 +23,7 @@ fn main() {
 
     cc::Build::new()
         .cpp(true)
-        .file(SHIM)
+        .files(SHIMS)
         .std("c++17")
         .define("_GLIBCXX_USE_CXX11_ABI", cxx11_abi.as_str())
         // -isystem: libtorch's own headers are not ours to warn about.

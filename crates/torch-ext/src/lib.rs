@@ -1,11 +1,13 @@
-//! swinface-torch-ext: the few libtorch calls that tch does not expose, through a small C++
-//! shim (csrc/autocast_shim.cpp).
+//! swinface-torch-ext: the few libtorch calls that tch does not expose, through small C++
+//! shims (csrc/autocast_shim.cpp, csrc/sync_bn_shim.cpp).
 //!
 //! - Autocast on a chosen device type with a chosen dtype: tch's `autocast` only toggles
 //!   CUDA autocast in its default fp16. [`AutocastGuard`] does what `torch.autocast`'s
 //!   `__enter__`/`__exit__` do, for the CPU or CUDA, in fp16 or bf16. [`Autocast`] is a
 //!   checked (device, dtype) setting that enters such regions.
 //! - [`cuda_capability`] / [`cuda_supports_bf16`]: the GPU's compute capability.
+//! - [`sync_batch_norm`]: `torch.nn.SyncBatchNorm`'s training forward and backward, a C++
+//!   autograd function that sums its statistics over the ranks through a [`SumReducer`].
 //!
 //! libtorch keeps the autocast flags, dtypes and nesting depth per thread, so a guard is
 //! neither `Send` nor `Sync`. Its cache of low-precision weight copies is one per process:
@@ -16,6 +18,10 @@ use std::ffi::{c_char, c_int, CStr};
 use std::marker::PhantomData;
 
 use tch::{Device, Kind};
+
+mod sync_bn;
+
+pub use sync_bn::{sync_batch_norm, BatchNormState, IdentityReducer, SumReducer};
 
 mod ffi {
     use std::ffi::{c_char, c_int};
