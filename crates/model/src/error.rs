@@ -20,6 +20,9 @@ pub enum ModelError {
         kind: String,
     },
 
+    #[error("synchronised BatchNorm: {0}")]
+    SyncBatchNorm(swinface_torch_ext::TorchExtError),
+
     #[error("variable `{name}` of shape {shape:?} has no formula rule")]
     NoFormula { name: String, shape: Vec<i64> },
 }

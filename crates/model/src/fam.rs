@@ -6,7 +6,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use tch::{nn, Kind, Tensor};
 
 use crate::config::ConfigError;
-use crate::layers::{BatchNorm, Conv2d, Linear};
+use crate::layers::{BatchNorm, BatchNormSync, Conv2d, Linear};
 use crate::ModelError;
 
 /// Branch BatchNorm1d: eps 2e-5, PyTorch's default momentum 0.1.
@@ -341,17 +341,18 @@ struct SpatialGate {
 }
 
 impl SpatialGate {
-    fn new(path: &nn::Path) -> Self {
+    fn new(path: &nn::Path, sync: &BatchNormSync) -> Self {
         let spatial = path / "spatial";
         let pad = (SPATIAL_KERNEL - 1) / 2;
         Self {
             conv: Conv2d::new(&(&spatial / "conv"), 2, 1, SPATIAL_KERNEL, 1, pad, false),
-            bn: BatchNorm::new(&(&spatial / "bn"), 1, SPATIAL_BN_EPS, SPATIAL_BN_MOMENTUM),
+            bn: BatchNorm::new(&(&spatial / "bn"), 1, SPATIAL_BN_EPS, SPATIAL_BN_MOMENTUM)
+                .with_sync(sync),
         }
     }
 
     /// x: [B, C, H, W] -> [B, C, H, W]
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+    fn f_forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor, ModelError> {
         let pooled = Tensor::cat(
             &[
                 x.amax([1i64].as_slice(), true),
@@ -361,9 +362,9 @@ impl SpatialGate {
         );
         let scale = self
             .bn
-            .forward_t(&self.conv.forward(&pooled), train)
+            .f_forward_t(&self.conv.forward(&pooled), train)?
             .sigmoid();
-        x * scale
+        Ok(x * scale)
     }
 }
 
@@ -443,7 +444,7 @@ struct FeatureAttentionNet {
 }
 
 impl FeatureAttentionNet {
-    fn new(path: &nn::Path, cfg: &FamConfig, la_num: i64) -> Self {
+    fn new(path: &nn::Path, cfg: &FamConfig, la_num: i64, sync: &BatchNormSync) -> Self {
         let d = cfg.feature_dim;
         let spatial_path = path / "spatial_attention";
         Self {
@@ -452,18 +453,21 @@ impl FeatureAttentionNet {
                 .then(|| ChannelGate::new(&(path / "channel_attention"), d)),
             spatial_attention: match cfg.spatial_attention {
                 SpatialAttention::None => SpatialGateKind::None,
-                SpatialAttention::Cbam => SpatialGateKind::Cbam(SpatialGate::new(&spatial_path)),
+                SpatialAttention::Cbam => {
+                    SpatialGateKind::Cbam(SpatialGate::new(&spatial_path, sync))
+                }
                 SpatialAttention::LaNet => {
                     SpatialGateKind::LaNet(LaNets::new(&spatial_path, d, la_num))
                 }
             },
             pooling: cfg.pooling,
-            norm: BatchNorm::new(&(path / "norm"), d, BRANCH_BN_EPS, BRANCH_BN_MOMENTUM),
+            norm: BatchNorm::new(&(path / "norm"), d, BRANCH_BN_EPS, BRANCH_BN_MOMENTUM)
+                .with_sync(sync),
         }
     }
 
     /// x: [B, in, H, W] (or [B, D, H, W] after a shared conv) -> [B, D]
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+    fn f_forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor, ModelError> {
         let mut x = match &self.conv {
             Some(conv) => conv.forward(x),
             None => x.shallow_clone(),
@@ -473,7 +477,7 @@ impl FeatureAttentionNet {
         }
         x = match &self.spatial_attention {
             SpatialGateKind::None => x,
-            SpatialGateKind::Cbam(gate) => gate.forward_t(&x, train),
+            SpatialGateKind::Cbam(gate) => gate.f_forward_t(&x, train)?,
             SpatialGateKind::LaNet(lanets) => lanets.forward(&x),
         };
         let x = x.relu();
@@ -481,7 +485,7 @@ impl FeatureAttentionNet {
             Pooling::Max => global_max_pool(&x),
             Pooling::Avg => global_avg_pool(&x),
         };
-        self.norm.forward_t(&pooled, train)
+        self.norm.f_forward_t(&pooled, train)
     }
 }
 
@@ -495,6 +499,15 @@ pub struct FeatureAttentionModule {
 impl FeatureAttentionModule {
     /// Builds the FAM under `path` (normally `root / "fam"`).
     pub fn new(path: &nn::Path, cfg: &FamConfig) -> Result<Self, ModelError> {
+        Self::with_batch_norm_sync(path, cfg, &BatchNormSync::default())
+    }
+
+    /// [`Self::new`] with the branches' BatchNorms on `sync` (the model's handle).
+    pub fn with_batch_norm_sync(
+        path: &nn::Path,
+        cfg: &FamConfig,
+        sync: &BatchNormSync,
+    ) -> Result<Self, ModelError> {
         cfg.validate()?;
         let conv = cfg
             .conv_shared
@@ -502,24 +515,33 @@ impl FeatureAttentionModule {
         let nets = (0..cfg.branch_num)
             .map(|i| {
                 let la_num = cfg.la_num_list.get(i).copied().unwrap_or(1);
-                FeatureAttentionNet::new(&(path / "nets" / i), cfg, la_num)
+                FeatureAttentionNet::new(&(path / "nets" / i), cfg, la_num, sync)
             })
             .collect();
         Ok(Self { conv, nets })
     }
 
     /// x: [B, in_chans, r, r] -> [branches, B, feature_dim]
+    ///
+    /// # Panics
+    /// Where [`Self::f_forward_t`] fails.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        self.f_forward_t(x, train)
+            .unwrap_or_else(|e| panic!("FAM forward: {e}"))
+    }
+
+    /// [`Self::forward_t`]; a synchronised BatchNorm's failing collective is an error.
+    pub fn f_forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor, ModelError> {
         let x = match &self.conv {
             Some(conv) => conv.forward(x),
             None => x.shallow_clone(),
         };
-        let outputs: Vec<Tensor> = self
+        let outputs = self
             .nets
             .iter()
-            .map(|net| net.forward_t(&x, train))
-            .collect();
-        Tensor::stack(&outputs, 0)
+            .map(|net| net.f_forward_t(&x, train))
+            .collect::<Result<Vec<Tensor>, ModelError>>()?;
+        Ok(Tensor::stack(&outputs, 0))
     }
 }
 

@@ -1,12 +1,18 @@
 //! Small layers shared by every block: Linear, LayerNorm, BatchNorm (with
-//! `num_batches_tracked`), Conv2d, the PyTorch/timm initialisations and stochastic depth.
+//! `num_batches_tracked`, optionally synchronised over data-parallel ranks), Conv2d, the
+//! PyTorch/timm initialisations and stochastic depth.
 //!
 //! tch's own `nn` layers are not used because the state-dict keys and buffers must match
 //! PyTorch exactly (tch's BatchNorm has no `num_batches_tracked`) and the initialisations
 //! must be timm's.
 
+use std::sync::{Arc, RwLock};
+
+use swinface_torch_ext::{sync_batch_norm, BatchNormState, SumReducer};
 use tch::nn::{self, Init};
 use tch::{Kind, Tensor};
+
+use crate::ModelError;
 
 /// LayerNorm epsilon of `nn.LayerNorm`'s default, used throughout the backbone.
 pub const LAYER_NORM_EPS: f64 = 1e-5;
@@ -109,8 +115,44 @@ impl LayerNorm {
     }
 }
 
+/// The switch that makes BatchNorms synchronised: one handle shared by every BatchNorm of
+/// a model (clones share it). Unset (the default), or in eval mode, BatchNorm is libtorch's
+/// `batch_norm` on the rank's own batch.
+#[derive(Clone, Default)]
+pub struct BatchNormSync(Arc<RwLock<Option<Arc<dyn SumReducer>>>>);
+
+impl BatchNormSync {
+    /// From now on, training-mode BatchNorms use the statistics of the batch combined
+    /// through `reducer` (`None`: each rank's own again).
+    pub fn set(&self, reducer: Option<Arc<dyn SumReducer>>) {
+        // The slot holds a plain value: a panic elsewhere cannot leave it half-written.
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = reducer;
+    }
+
+    pub fn reducer(&self) -> Option<Arc<dyn SumReducer>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).is_some()
+    }
+}
+
+impl std::fmt::Debug for BatchNormSync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("BatchNormSync")
+            .field(&if self.is_set() {
+                "synchronised"
+            } else {
+                "local"
+            })
+            .finish()
+    }
+}
+
 /// `nn.BatchNorm1d` / `nn.BatchNorm2d` with PyTorch's buffers
-/// (`running_mean`, `running_var`, `num_batches_tracked`).
+/// (`running_mean`, `running_var`, `num_batches_tracked`); `nn.SyncBatchNorm` in training
+/// when its [`BatchNormSync`] is set.
 #[derive(Debug)]
 pub struct BatchNorm {
     pub weight: Tensor,
@@ -120,9 +162,11 @@ pub struct BatchNorm {
     pub num_batches_tracked: Tensor,
     eps: f64,
     momentum: f64,
+    sync: BatchNormSync,
 }
 
 impl BatchNorm {
+    /// A BatchNorm with its own (unset) [`BatchNormSync`].
     pub fn new(path: &nn::Path, dim: i64, eps: f64, momentum: f64) -> Self {
         Self {
             weight: path.ones("weight", &[dim]),
@@ -132,19 +176,48 @@ impl BatchNorm {
             num_batches_tracked: counter_buffer(path, "num_batches_tracked"),
             eps,
             momentum,
+            sync: BatchNormSync::default(),
         }
+    }
+
+    /// Shares `sync` (the model's handle) instead of its own.
+    pub fn with_sync(mut self, sync: &BatchNormSync) -> Self {
+        self.sync = sync.clone();
+        self
     }
 
     /// x: [B, C] or [B, C, H, W]. In training, normalises with the batch statistics,
     /// updates the running statistics (unbiased variance, like PyTorch) and counts the batch.
+    ///
+    /// # Panics
+    /// Where [`Self::f_forward_t`] fails: on a libtorch error, or when synchronised and the
+    /// collective fails.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        self.f_forward_t(x, train)
+            .unwrap_or_else(|e| panic!("BatchNorm: {e}"))
+    }
+
+    /// [`Self::forward_t`]; a failing collective of a synchronised BatchNorm is an error.
+    /// In training with the sync handle set, the statistics are the batch's combined over
+    /// the ranks (one collective here and one in backward): every rank must run the same
+    /// BatchNorms in the same order.
+    pub fn f_forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor, ModelError> {
         if train {
             let mut counter = self.num_batches_tracked.shallow_clone();
-            tch::no_grad(|| {
-                let _ = counter.g_add_scalar_(1);
-            });
+            let _ = tch::no_grad(|| counter.f_add_scalar_(1))?;
+            if let Some(reducer) = self.sync.reducer() {
+                let state = BatchNormState {
+                    weight: &self.weight,
+                    bias: &self.bias,
+                    running_mean: &self.running_mean,
+                    running_var: &self.running_var,
+                    momentum: self.momentum,
+                    eps: self.eps,
+                };
+                return sync_batch_norm(x, &state, reducer).map_err(ModelError::SyncBatchNorm);
+            }
         }
-        x.batch_norm(
+        Ok(x.f_batch_norm(
             Some(&self.weight),
             Some(&self.bias),
             Some(&self.running_mean),
@@ -153,7 +226,7 @@ impl BatchNorm {
             self.momentum,
             self.eps,
             true,
-        )
+        )?)
     }
 }
 

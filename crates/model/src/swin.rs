@@ -15,7 +15,8 @@ use tch::{nn, Device, Kind, Tensor};
 
 use crate::config::ConfigError;
 use crate::layers::{
-    drop_path, dropout, trunc_normal_param, BatchNorm, Conv2d, LayerNorm, Linear, TRUNC_NORMAL_STD,
+    drop_path, dropout, trunc_normal_param, BatchNorm, BatchNormSync, Conv2d, LayerNorm, Linear,
+    TRUNC_NORMAL_STD,
 };
 
 /// BatchNorm1d settings of the embedding head (`backbone.feature.1/3`).
@@ -664,19 +665,20 @@ struct FeatureHead {
 }
 
 impl FeatureHead {
-    fn new(path: &nn::Path, dim: i64, embedding_size: i64) -> Self {
+    fn new(path: &nn::Path, dim: i64, embedding_size: i64, sync: &BatchNormSync) -> Self {
         Self {
             fc1: Linear::new(&(path / "0"), dim, dim, false),
-            bn1: BatchNorm::new(&(path / "1"), dim, FEATURE_BN_EPS, BN_MOMENTUM),
+            bn1: BatchNorm::new(&(path / "1"), dim, FEATURE_BN_EPS, BN_MOMENTUM).with_sync(sync),
             fc2: Linear::new(&(path / "2"), dim, embedding_size, false),
-            bn2: BatchNorm::new(&(path / "3"), embedding_size, FEATURE_BN_EPS, BN_MOMENTUM),
+            bn2: BatchNorm::new(&(path / "3"), embedding_size, FEATURE_BN_EPS, BN_MOMENTUM)
+                .with_sync(sync),
         }
     }
 
     /// x: [B, C] -> [B, E]
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let x = self.bn1.forward_t(&self.fc1.forward(x), train);
-        self.bn2.forward_t(&self.fc2.forward(&x), train)
+    fn f_forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor, crate::ModelError> {
+        let x = self.bn1.f_forward_t(&self.fc1.forward(x), train)?;
+        self.bn2.f_forward_t(&self.fc2.forward(&x), train)
     }
 }
 
@@ -715,6 +717,16 @@ impl SwinTransformer {
         path: &nn::Path,
         cfg: &SwinConfig,
         embedding_size: i64,
+    ) -> Result<Self, crate::ModelError> {
+        Self::with_batch_norm_sync(path, cfg, embedding_size, &BatchNormSync::default())
+    }
+
+    /// [`Self::new`] with the embedding head's BatchNorms on `sync` (the model's handle).
+    pub fn with_batch_norm_sync(
+        path: &nn::Path,
+        cfg: &SwinConfig,
+        embedding_size: i64,
+        sync: &BatchNormSync,
     ) -> Result<Self, crate::ModelError> {
         cfg.validate()?;
         if embedding_size <= 0 {
@@ -782,7 +794,7 @@ impl SwinTransformer {
             layers,
             norm: LayerNorm::new(&(path / "norm"), num_features),
             head: Linear::new(&(path / "head"), num_features, embedding_size, true),
-            feature: FeatureHead::new(&(path / "feature"), num_features, embedding_size),
+            feature: FeatureHead::new(&(path / "feature"), num_features, embedding_size, sync),
             cfg: cfg.clone(),
             autocast: None,
         })
@@ -806,7 +818,20 @@ impl SwinTransformer {
     }
 
     /// x: [B, in_chans, img, img] (normalised) -> local, global features and embedding.
+    ///
+    /// # Panics
+    /// Where [`Self::f_forward_t`] fails.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> BackboneOutput {
+        self.f_forward_t(x, train)
+            .unwrap_or_else(|e| panic!("backbone forward: {e}"))
+    }
+
+    /// [`Self::forward_t`]; a synchronised BatchNorm's failing collective is an error.
+    pub fn f_forward_t(
+        &self,
+        x: &Tensor,
+        train: bool,
+    ) -> Result<BackboneOutput, crate::ModelError> {
         // Under mixed precision only the blocks' own regions autocast.
         let _fp32 = autocast_region(self.autocast, false);
         let mut x = self.patch_embed.forward(x);
@@ -845,12 +870,12 @@ impl SwinTransformer {
         let global_features = x.transpose(1, 2).reshape([b, c, feature_res, feature_res]);
         let normed = self.norm.forward(&x);
         let pooled = normed.mean_dim(1, false, normed.kind());
-        let embedding = self.feature.forward_t(&pooled, train);
-        BackboneOutput {
+        let embedding = self.feature.f_forward_t(&pooled, train)?;
+        Ok(BackboneOutput {
             local_features,
             global_features,
             embedding,
-        }
+        })
     }
 }
 

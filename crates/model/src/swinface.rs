@@ -1,11 +1,14 @@
 //! The assembled model (official `ModelBox`): backbone -> FAM -> subnets -> heads.
 
-use swinface_torch_ext::{autocast_region, Autocast};
+use std::sync::Arc;
+
+use swinface_torch_ext::{autocast_region, Autocast, SumReducer};
 use tch::{nn, Kind, Tensor};
 
 use crate::config::SwinFaceConfig;
 use crate::fam::{FamFeature, FeatureAttentionModule};
 use crate::heads::{task_index, OutputModule, BRANCH_NUM};
+use crate::layers::BatchNormSync;
 use crate::subnets::TaskSpecificSubnets;
 use crate::swin::SwinTransformer;
 use crate::ModelError;
@@ -49,6 +52,8 @@ pub struct SwinFace {
     om: OutputModule,
     cfg: SwinFaceConfig,
     autocast: Option<Autocast>,
+    /// Shared by every BatchNorm of the model.
+    batch_norm_sync: BatchNormSync,
 }
 
 impl SwinFace {
@@ -58,12 +63,18 @@ impl SwinFace {
         cfg.validate()?;
         let backbone_root = root.set_group(BACKBONE_GROUP);
         let heads_root = root.set_group(HEADS_GROUP);
-        let backbone = SwinTransformer::new(
+        let batch_norm_sync = BatchNormSync::default();
+        let backbone = SwinTransformer::with_batch_norm_sync(
             &(&backbone_root / "backbone"),
             &cfg.swin,
             cfg.embedding_size,
+            &batch_norm_sync,
         )?;
-        let fam = FeatureAttentionModule::new(&(&heads_root / "fam"), &cfg.fam_config())?;
+        let fam = FeatureAttentionModule::with_batch_norm_sync(
+            &(&heads_root / "fam"),
+            &cfg.fam_config(),
+            &batch_norm_sync,
+        )?;
         let tss = TaskSpecificSubnets::new(
             &(&heads_root / "tss"),
             BRANCH_NUM,
@@ -78,7 +89,22 @@ impl SwinFace {
             om,
             cfg: cfg.clone(),
             autocast: None,
+            batch_norm_sync,
         })
+    }
+
+    /// Synchronised BatchNorm (`nn.SyncBatchNorm`) for data-parallel training: with a
+    /// reducer, every BatchNorm of the model (backbone and FAM) normalises a training batch
+    /// with the statistics of the batch combined over the ranks, and its backward sums the
+    /// gradient statistics over them too. `None` (the default): each rank's own batch. Eval
+    /// mode never synchronises. A runtime setting, not part of the state dict.
+    pub fn set_sync_batch_norm(&mut self, reducer: Option<Arc<dyn SumReducer>>) {
+        self.batch_norm_sync.set(reducer);
+    }
+
+    /// Whether training-mode BatchNorms are synchronised.
+    pub fn sync_batch_norm(&self) -> bool {
+        self.batch_norm_sync.is_set()
     }
 
     /// Mixed precision as the official code does it: inside the Swin blocks the qkv and output
@@ -133,11 +159,27 @@ impl SwinFace {
     }
 
     /// x: [B, 3, 112, 112] normalised images (`(pixel / 255 - 0.5) / 0.5`, RGB).
+    ///
+    /// # Panics
+    /// On a libtorch error (a bad input: see [`Self::f_forward_t`]), or when a synchronised
+    /// BatchNorm's collective fails.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> SwinFaceOutput {
+        self.run(x, train)
+            .unwrap_or_else(|e| panic!("SwinFace forward: {e}"))
+    }
+
+    /// [`Self::forward_t`] after [`Self::check_input`]; a synchronised BatchNorm's failing
+    /// collective is an error too.
+    pub fn f_forward_t(&self, x: &Tensor, train: bool) -> Result<SwinFaceOutput, ModelError> {
+        self.check_input(x)?;
+        self.run(x, train)
+    }
+
+    fn run(&self, x: &Tensor, train: bool) -> Result<SwinFaceOutput, ModelError> {
         // One region around the whole pass: autocast off outside the blocks' own regions,
         // and the weight-cast cache kept until the pass ends.
         let _fp32 = autocast_region(self.autocast, false);
-        let backbone = self.backbone.forward_t(x, train);
+        let backbone = self.backbone.f_forward_t(x, train)?;
         let fam_input = match self.cfg.fam_feature {
             FamFeature::All => {
                 Tensor::cat(&[&backbone.local_features, &backbone.global_features], 1)
@@ -145,23 +187,17 @@ impl SwinFace {
             FamFeature::Global => backbone.global_features.shallow_clone(),
             FamFeature::Local => backbone.local_features.shallow_clone(),
         };
-        let fam = self.fam.forward_t(&fam_input, train);
+        let fam = self.fam.f_forward_t(&fam_input, train)?;
         let tss = self.tss.forward_t(&fam, train);
         let heads = self.om.forward(&tss, &backbone.embedding);
-        SwinFaceOutput {
+        Ok(SwinFaceOutput {
             local_features: backbone.local_features,
             global_features: backbone.global_features,
             embedding: backbone.embedding,
             fam,
             tss,
             heads,
-        }
-    }
-
-    /// [`Self::forward_t`] after [`Self::check_input`].
-    pub fn f_forward_t(&self, x: &Tensor, train: bool) -> Result<SwinFaceOutput, ModelError> {
-        self.check_input(x)?;
-        Ok(self.forward_t(x, train))
+        })
     }
 }
 
