@@ -1,7 +1,8 @@
 //! Data-parallel training on the CPU, several `swinface` processes on loopback: two ranks
-//! train exactly what one process trains over the combined batch; a data-parallel run
-//! resumes exactly and refuses another world size; a killed or hanging rank stops the run
-//! with an error naming it, within `dist_timeout_s`, leaving no process behind.
+//! train exactly what one process trains over the combined batch (BatchNorm on running
+//! statistics, or in training mode with `sync_bn`); a data-parallel run resumes exactly and
+//! refuses another world size; a killed or hanging rank stops the run with an error naming
+//! it, within `dist_timeout_s`, leaving no process behind.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -101,9 +102,15 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
 
 /// The largest difference over every tensor the two files share (they must share all).
 fn max_model_diff(a: &Path, b: &Path) -> f64 {
+    max_model_diff_of(a, b, |_| true)
+}
+
+/// [`max_model_diff`] over the tensors whose names `select` picks.
+fn max_model_diff_of(a: &Path, b: &Path, select: impl Fn(&str) -> bool) -> f64 {
     let (ta, tb) = (tensors(a), tensors(b));
     assert_eq!(ta.keys().collect::<Vec<_>>(), tb.keys().collect::<Vec<_>>());
     ta.iter()
+        .filter(|(name, _)| select(name))
         .map(|(name, t)| {
             let d = max_diff(t, &tb[name]);
             assert!(d.is_finite(), "{name}");
@@ -196,6 +203,112 @@ fn two_ranks_train_what_one_process_trains_on_the_combined_batch() {
         .unwrap()
         .collect();
     assert_eq!(events.len(), 1, "one TensorBoard file, rank 0's");
+}
+
+/// [`EQUIVALENT`] with BatchNorm in training mode: dropout and drop path off instead, and
+/// CBAM's spatial gate on, so that a 2-d BatchNorm ([B, 1, H, W]) trains beside the 1-d
+/// ones of the embedding head and the FAM branches.
+const TRAIN_MODE_BATCH_NORM: &str = "
+eval_mode_forward: false
+tss_drop_rate: 0.0
+fam_spatial_attention: CBAM
+swin:
+  patch_size: 4
+  embed_dim: 16
+  depths: [2, 2, 2]
+  num_heads: [1, 2, 4]
+  drop_rate: 0.0
+  attn_drop_rate: 0.0
+  drop_path_rate: 0.0
+";
+
+fn is_running_stat(name: &str) -> bool {
+    name.ends_with(".running_mean") || name.ends_with(".running_var")
+}
+
+#[test]
+fn sync_bn_ranks_train_what_one_process_trains_with_batch_norm_in_training_mode() {
+    let root = tmp("dist_sync_bn");
+    let config = |name: &str, batch: u32, sync: bool| {
+        let sync = format!("sync_bn: {sync}\n");
+        common::write_tiny_config(
+            &root.join(name),
+            data_dir(),
+            batch,
+            &[
+                "val_targets: []\nfrequent: 1\nverbose: 0\ndist_timeout_s: 30\n",
+                EQUIVALENT,
+                TRAIN_MODE_BATCH_NORM,
+                &sync,
+            ],
+        )
+    };
+    let one = config("one", 8, false);
+    let out = swinface(&["train", one.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let synced = config("synced", 4, true);
+    let out = launch(2, &synced, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("BatchNorm synchronised over the 2 ranks"),
+        "{}",
+        text(&out)
+    );
+    let local = config("local", 4, false);
+    let out = launch(2, &local, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        !text(&out).contains("BatchNorm synchronised"),
+        "{}",
+        text(&out)
+    );
+
+    let out = |name: &str| root.join(name).join("out");
+    let model = |name: &str, step: u64| {
+        out(name).join(format!("checkpoints/step_{step}/model.safetensors"))
+    };
+    // Training moved the running statistics and the weights far beyond the tolerance.
+    let stats_moved = max_model_diff_of(&model("one", 0), &model("one", 2), is_running_stat);
+    let moved = max_model_diff(&model("one", 0), &model("one", 2));
+    assert!(stats_moved > 1000.0 * TOLERANCE, "{stats_moved}");
+    assert!(moved > 1000.0 * TOLERANCE, "{moved}");
+    let (mut synced_all, mut synced_stats, mut local_all, mut local_stats) =
+        (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+    for step in 0..3 {
+        let all = max_model_diff(&model("one", step), &model("synced", step));
+        let stats = max_model_diff_of(&model("one", step), &model("synced", step), is_running_stat);
+        assert!(all < TOLERANCE, "step {step}: sync_bn differs by {all}");
+        let ckpt = |name: &str| out(name).join(format!("checkpoints/step_{step}"));
+        let pfc = max_diff(&centres(&ckpt("one"), 1), &centres(&ckpt("synced"), 2));
+        assert!(pfc < TOLERANCE, "step {step}: the centres differ by {pfc}");
+        synced_all = synced_all.max(all).max(pfc);
+        synced_stats = synced_stats.max(stats);
+        local_all = local_all.max(max_model_diff(&model("one", step), &model("local", step)));
+        local_stats = local_stats.max(max_model_diff_of(
+            &model("one", step),
+            &model("local", step),
+            is_running_stat,
+        ));
+    }
+    eprintln!(
+        "largest change over training: model {moved}, running statistics {stats_moved}; \
+         largest difference from one process: sync_bn {synced_all} (running statistics \
+         {synced_stats}), without sync_bn {local_all} (running statistics {local_stats})"
+    );
+    // Teeth: with per-rank statistics the same run is another one.
+    assert!(local_stats > 10.0 * TOLERANCE, "{local_stats}");
+    assert!(local_all > 10.0 * TOLERANCE, "{local_all}");
+    // The logged losses are the combined batch's.
+    let (a, b) = (losses(&out("one")), losses(&out("synced")));
+    for (step, va) in &a {
+        for key in ["total", "recognition", "grad_norm"] {
+            let (x, y) = (va[key].as_f64().unwrap(), b[step][key].as_f64().unwrap());
+            assert!(
+                (x - y).abs() <= 1e-4 * x.abs().max(1.0),
+                "step {step} {key}: {x} vs {y}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -364,6 +477,39 @@ fn a_killed_or_hanging_rank_stops_the_others_within_the_timeout() {
             "rank process {pid} was left behind"
         );
     }
+}
+
+#[test]
+fn a_killed_rank_stops_a_sync_bn_run_with_an_error_not_a_panic() {
+    let root = tmp("dist_sync_bn_failure");
+    let timeout = 4u64;
+    let config = write_config(
+        &root,
+        4,
+        &format!(
+            "total_step: 100000\nsave_verbose: 100000\ndist_timeout_s: {timeout}\nsync_bn: true\n"
+        ),
+    );
+    let port = free_port();
+    let mut rank0 = start_rank(0, port, &config);
+    let mut rank1 = start_rank(1, port, &config);
+    wait_for_line(&mut rank0, "step 2/");
+    let started = Instant::now();
+    rank1.kill().unwrap();
+    let _ = rank1.wait();
+    let (status, stderr) = stderr_of(rank0);
+    let took = started.elapsed();
+    assert!(!status.success());
+    // Whichever collective rank 0 was in (a BatchNorm's, forward or backward, or another),
+    // the failure comes back as an error naming rank 1, not a panic. (Where it is exactly a
+    // BatchNorm's: the learner's unit tests.)
+    assert!(stderr.contains("rank(s) [1]"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        took < Duration::from_secs(timeout + 10),
+        "rank 0 took {took:?} to give up"
+    );
+    eprintln!("rank 0's error: {}", stderr.lines().last().unwrap_or(""));
 }
 
 fn children_of(pid: u32) -> Vec<u32> {

@@ -94,6 +94,12 @@ pub struct TrainSettings {
     /// official recipe; with it, a data-parallel run computes exactly what one process
     /// computes over the combined batch (BatchNorm statistics are otherwise per rank).
     pub eval_mode_forward: bool,
+    /// Data-parallel runs: synchronised BatchNorm (`torch.nn.SyncBatchNorm`): training
+    /// batches are normalised with the statistics of the batch combined over all ranks
+    /// (and the running statistics follow those), instead of each rank's own. Off in the
+    /// official recipe; no effect with one process, nor with `eval_mode_forward` (which
+    /// uses no batch statistics).
+    pub sync_bn: bool,
 }
 
 impl Default for TrainSettings {
@@ -122,6 +128,7 @@ impl Default for TrainSettings {
             dist_timeout_s: 1800,
             dist_bucket_mb: 25,
             eval_mode_forward: false,
+            sync_bn: false,
         }
     }
 }
@@ -465,6 +472,23 @@ mod tests {
         assert_eq!(cfg.train.verbose, 2000);
         assert_eq!(cfg.train.save_verbose, 4000);
         assert_eq!(cfg.train.frequent, 10);
+        assert!(!cfg.train.sync_bn);
+    }
+
+    #[test]
+    fn sync_bn_is_a_train_key() {
+        assert!(valid_keys().contains(&"sync_bn".to_owned()));
+        let cfg = parse("sync_bn: true\neval_mode_forward: true\n").unwrap();
+        assert!(cfg.train.sync_bn && cfg.train.eval_mode_forward);
+        let again = TrainConfig::from_map(&cfg.to_map().unwrap(), Path::new("r.yaml")).unwrap();
+        assert!(again.train.sync_bn);
+        let err = parse("sync_bn: 2\n").unwrap_err().to_string();
+        assert!(err.contains("sync_bn"), "{err}");
+        let err = parse("sync_batch_norm: true\n").unwrap_err().to_string();
+        assert!(
+            err.contains("unknown key sync_batch_norm") && err.contains("sync_bn"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use swinface_loss::{
     Optimizer, OptimizerConfig, ParamGroup, PartialFc, BACKBONE_MAX_NORM,
 };
 use swinface_model::{head_specs, SwinFace, BACKBONE_GROUP, HEADS_GROUP, TASK_NAMES};
+use swinface_torch_ext::SumReducer;
 use tch::{nn, Device, Kind, Tensor};
 
 use super::config::{Stage, TrainConfig};
@@ -83,6 +84,17 @@ pub struct Learner {
     /// The other ranks of a data-parallel run: gradients and logged losses are averaged
     /// over them.
     data_parallel: Option<Arc<dyn DataParallel>>,
+    /// `sync_bn`: BatchNorm statistics over all ranks once there are several.
+    sync_bn: bool,
+}
+
+/// Synchronised BatchNorm's collective: the sum over the run's data-parallel group.
+struct GroupSum(Arc<dyn DataParallel>);
+
+impl SumReducer for GroupSum {
+    fn all_reduce_sum(&self, tensor: &mut Tensor) -> std::result::Result<(), String> {
+        self.0.all_reduce_sum(tensor).map_err(|e| e.to_string())
+    }
 }
 
 impl Learner {
@@ -168,13 +180,26 @@ impl Learner {
             batch_sizes,
             train_mode: !config.train.eval_mode_forward,
             data_parallel: None,
+            sync_bn: config.train.sync_bn,
         })
     }
 
-    /// Averages gradients (and the logged losses) over `ranks` from now on, as DDP does.
+    /// Averages gradients (and the logged losses) over `ranks` from now on, as DDP does;
+    /// with `sync_bn`, the model's BatchNorms use the statistics of the batch combined over
+    /// `ranks` too.
     pub fn with_data_parallel(mut self, ranks: Option<Arc<dyn DataParallel>>) -> Self {
+        let reducer = ranks
+            .as_ref()
+            .filter(|group| self.sync_bn && group.world_size() > 1)
+            .map(|group| Arc::new(GroupSum(Arc::clone(group))) as Arc<dyn SumReducer>);
+        self.model.set_sync_batch_norm(reducer);
         self.data_parallel = ranks;
         self
+    }
+
+    /// Whether the model's training BatchNorms are synchronised over the ranks.
+    pub fn sync_batch_norm(&self) -> bool {
+        self.model.sync_batch_norm()
     }
 
     /// Sets the Age head's bias to `value`.
@@ -204,7 +229,8 @@ impl Learner {
                 let embedding = self
                     .model
                     .backbone()
-                    .forward_t(&images, self.train_mode)
+                    .f_forward_t(&images, self.train_mode)
+                    .context("the forward pass")?
                     .embedding;
                 (
                     self.partial_fc.forward(&embedding, &identities)?,
@@ -216,7 +242,10 @@ impl Learner {
                     .analysis
                     .as_ref()
                     .context("the multitask step needs the analysis labels")?;
-                let out = self.model.forward_t(&images, self.train_mode);
+                let out = self
+                    .model
+                    .f_forward_t(&images, self.train_mode)
+                    .context("the forward pass")?;
                 let heads = &out.heads;
                 let recognition = self
                     .partial_fc
@@ -299,7 +328,14 @@ impl Learner {
             self.optimizer.zero_grad();
             return Ok(outcome);
         }
-        self.scaler.scale(&total)?.backward();
+        // With sync_bn every BatchNorm's backward is a collective: the ranks run the same
+        // graph, and libtorch's engine runs a graph's nodes in the same order every time
+        // (on the CPU on this thread; on a GPU on that device's one worker thread), so
+        // every rank calls them in the same order.
+        self.scaler
+            .scale(&total)?
+            .f_backward()
+            .context("the backward pass")?;
         let mut grads = self.optimizer.grads()?;
         if let Some(ranks) = &self.data_parallel {
             // DDP's averaging, before unscaling and clipping. Partial FC's centres are
@@ -406,5 +442,175 @@ impl Learner {
             .load_state(&scaler)
             .context("loss scaler state")?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use swinface_loss::{LossError, SingleProcess};
+
+    use super::*;
+
+    /// The tiny multitask model, two images per stream.
+    fn config(sync_bn: bool) -> TrainConfig {
+        let text = format!(
+            "device: cpu
+fp16: false
+num_classes: 10
+sample_rate: 1.0
+embedding_size: 32
+swin:
+  patch_size: 4
+  embed_dim: 16
+  depths: [2, 2, 2]
+  num_heads: [1, 2, 4]
+fam_feature_dim: 16
+fam_in_chans: 160
+recognition_bz: 2
+age_gender_bz: 2
+CelebA_bz: 2
+expression_bz: 2
+sync_bn: {sync_bn}
+"
+        );
+        let map: serde_yaml::Mapping = serde_yaml::from_str(&text).unwrap();
+        TrainConfig::from_map(&map, std::path::Path::new("t.yaml")).unwrap()
+    }
+
+    fn batch() -> StepBatch {
+        let cpu_float = (Kind::Float, Device::Cpu);
+        let cpu_int = (Kind::Int64, Device::Cpu);
+        let n = Tensor::arange(8 * 3 * 112 * 112, cpu_float);
+        StepBatch {
+            images: (n * 0.001).sin().view([8, 3, 112, 112]),
+            identities: Tensor::from_slice(&[1i64, 7]),
+            analysis: Some(AnalysisLabels {
+                ages: Tensor::from_slice(&[23.0f32, 61.0]).view([2, 1]),
+                genders: Tensor::from_slice(&[0i64, 1]),
+                attributes: Tensor::arange(80, cpu_int).remainder(2).view([2, 40]),
+                expressions: Tensor::from_slice(&[3i64, 5]),
+            }),
+        }
+    }
+
+    /// Rank 0 of two whose sums work for `ok` calls and then fail, as when rank 1 dies;
+    /// every other collective is the identity.
+    struct Group {
+        world_size: usize,
+        ok: usize,
+        sums: AtomicUsize,
+    }
+
+    impl Group {
+        fn new(world_size: usize, ok: usize) -> Arc<Self> {
+            Arc::new(Self {
+                world_size,
+                ok,
+                sums: AtomicUsize::new(0),
+            })
+        }
+
+        fn sums(&self) -> usize {
+            self.sums.load(Ordering::SeqCst)
+        }
+    }
+
+    impl Collectives for Group {
+        fn rank(&self) -> usize {
+            0
+        }
+        fn world_size(&self) -> usize {
+            self.world_size
+        }
+        fn all_reduce_max(&self, _tensor: &mut Tensor) -> swinface_loss::Result<()> {
+            Ok(())
+        }
+        fn all_reduce_sum(&self, _tensor: &mut Tensor) -> swinface_loss::Result<()> {
+            if self.sums.fetch_add(1, Ordering::SeqCst) < self.ok {
+                return Ok(());
+            }
+            Err(LossError::Collective {
+                op: "all_reduce_sum",
+                rank: 0,
+                reason: "rank 1 is gone".into(),
+            })
+        }
+        fn all_gather(&self, tensor: &Tensor) -> swinface_loss::Result<Vec<Tensor>> {
+            Ok((0..self.world_size)
+                .map(|_| tensor.shallow_clone())
+                .collect())
+        }
+    }
+
+    impl DataParallel for Group {
+        fn all_reduce_mean(&self, _tensors: &mut [Tensor]) -> swinface_distributed::Result<()> {
+            Ok(())
+        }
+        fn broadcast_all(
+            &self,
+            _tensors: &mut [Tensor],
+            _root: usize,
+        ) -> swinface_distributed::Result<()> {
+            Ok(())
+        }
+        fn backend(&self) -> &'static str {
+            "test"
+        }
+    }
+
+    fn build(sync_bn: bool, group: &Arc<Group>) -> Learner {
+        tch::manual_seed(0);
+        let group: Arc<dyn DataParallel> = group.clone();
+        Learner::new(&config(sync_bn), Device::Cpu, Box::new(SingleProcess), 2)
+            .unwrap()
+            .with_data_parallel(Some(group))
+    }
+
+    #[test]
+    fn sync_bn_sums_through_the_group_and_its_failures_are_step_errors() {
+        // Working group: one sum per BatchNorm forward and one per backward.
+        let group = Group::new(2, usize::MAX);
+        let mut learner = build(true, &group);
+        assert!(learner.sync_batch_norm());
+        assert!(learner.step(&batch(), 0).unwrap().stepped);
+        let per_step = group.sums();
+        // The embedding head's 2 and the 11 FAM branch norms, forward and backward.
+        assert_eq!(per_step, 2 * 13);
+
+        // Rank 1 gone before the step: the forward pass fails, as an error.
+        let group = Group::new(2, 0);
+        let err = learner_step_error(&group);
+        assert!(err.contains("the forward pass"), "{err}");
+        assert!(err.contains("forward statistics"), "{err}");
+        assert!(err.contains("rank 1 is gone"), "{err}");
+
+        // Rank 1 gone after the forward pass: the backward pass fails, as an error.
+        let group = Group::new(2, per_step / 2);
+        let err = learner_step_error(&group);
+        assert!(err.contains("the backward pass"), "{err}");
+        assert!(err.contains("backward gradient sums"), "{err}");
+        assert!(err.contains("rank 1 is gone"), "{err}");
+    }
+
+    fn learner_step_error(group: &Arc<Group>) -> String {
+        let mut learner = build(true, group);
+        let err = learner.step(&batch(), 0).err().expect("the step must fail");
+        eprintln!("{err:#}");
+        format!("{err:#}")
+    }
+
+    #[test]
+    fn without_sync_bn_or_with_one_rank_batch_norm_stays_local() {
+        let group = Group::new(2, usize::MAX);
+        let mut learner = build(false, &group);
+        assert!(!learner.sync_batch_norm());
+        learner.step(&batch(), 0).unwrap();
+        assert_eq!(group.sums(), 0);
+
+        let single = Group::new(1, usize::MAX);
+        let learner = build(true, &single);
+        assert!(!learner.sync_batch_norm());
     }
 }

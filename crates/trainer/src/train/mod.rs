@@ -255,6 +255,19 @@ fn train(args: &TrainArgs, mut config: TrainConfig, dist: &Dist) -> Result<ExitC
             "  data parallel: {world_size} ranks, {} images per step in all",
             config.batch_per_rank() * world_size as u64
         ));
+        if learner.sync_batch_norm() {
+            progress.line(&if config.train.eval_mode_forward {
+                "  BatchNorm synchronised over the ranks (sync_bn), which changes nothing \
+                 here: eval_mode_forward normalises with the running statistics"
+                    .to_owned()
+            } else {
+                format!(
+                    "  BatchNorm synchronised over the {world_size} ranks (sync_bn): \
+                     training batches are normalised with the statistics of all {} images",
+                    config.batch_per_rank() * world_size as u64
+                )
+            });
+        }
     }
     if let Some(events) = &progress.events {
         let events = events.path().display().to_string();
