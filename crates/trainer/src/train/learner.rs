@@ -596,7 +596,7 @@ sync_bn: {sync_bn}
 
     fn learner_step_error(group: &Arc<Group>) -> String {
         let mut learner = build(true, group);
-        let err = learner.step(&batch(), 0).err().expect("the step must fail");
+        let err = learner.step(&batch(), 0).expect_err("the step must fail");
         eprintln!("{err:#}");
         format!("{err:#}")
     }
