@@ -26,9 +26,11 @@ cargo build --release -q -p swinface-trainer "${features[@]}"
 bin=target/release/swinface
 if [ $# -eq 0 ] || [ "$1" = configs/demo.yaml ]; then
   [ $# -gt 0 ] && shift
-  if [ ! -f data/demo/swinface_synth.json ]; then
+  # Regenerated when missing or drawn with another configs/demo_synth.yaml.
+  if [ ! -f data/demo/swinface_synth.json ] || ! cmp -s configs/demo_synth.yaml data/demo.synth.yaml; then
     echo "train.sh: generating the demo's synthetic faces in data/demo"
     "$bin" synth --config configs/demo_synth.yaml --out data/demo
+    cp configs/demo_synth.yaml data/demo.synth.yaml
   fi
   if [ -d runs/demo ] && [[ " $* " != *" --resume "* ]]; then
     echo "train.sh: replacing the previous demo run in runs/demo"
