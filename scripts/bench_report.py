@@ -37,7 +37,7 @@ print(f"{len(runs)} runs, torch threads {sorted(t for t in threads if t)}; speed
 print("memory ratios > 1 mean ours uses less")
 row("forward, full model, eval", "forward", forward_rate, "img/s")
 row("train step, full model, 4 x 8", "train_full", lambda r: r["images_per_s"], "img/s")
-row("train step, demo model, 4 x 16", "train_small", lambda r: r["images_per_s"], "img/s")
+row("train step, demo model (configs/demo.yaml batches)", "train_small", lambda r: r["images_per_s"], "img/s")
 row("data: decode + augment, per core", "data", data_rate, "img/s/core")
 row("peak RSS, forward", "forward", rss, "MiB", higher_is_better=False)
 row("peak RSS, train full", "train_full", rss, "MiB", higher_is_better=False)
