@@ -6,11 +6,14 @@ use std::path::{Path, PathBuf};
 
 const STORE_SHIM: &str = "csrc/store_shim.cpp";
 const NCCL_SHIM: &str = "csrc/nccl_shim.cpp";
+/// The exception-to-status helper every shim shares, kept beside torch-ext's shims.
+const GUARDED_DIR: &str = "../torch-ext/csrc";
 
 fn libtorch_build(include: &Path, cxx11_abi: &str) -> cc::Build {
     let mut build = cc::Build::new();
     build
         .cpp(true)
+        .include(GUARDED_DIR)
         .std("c++17")
         .define("_GLIBCXX_USE_CXX11_ABI", cxx11_abi)
         // -isystem: libtorch's own headers are not ours to warn about.
@@ -70,6 +73,7 @@ fn main() {
     println!("cargo:rerun-if-changed={STORE_SHIM}");
     println!("cargo:rerun-if-changed={NCCL_SHIM}");
     println!("cargo:rerun-if-changed=csrc/store_shim.h");
+    println!("cargo:rerun-if-changed={GUARDED_DIR}/swinface_guarded.h");
     println!("cargo:rerun-if-env-changed=SWINFACE_CUDA_INCLUDE");
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");

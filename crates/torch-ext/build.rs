@@ -10,6 +10,7 @@ fn main() {
     for shim in SHIMS {
         println!("cargo:rerun-if-changed={shim}");
     }
+    println!("cargo:rerun-if-changed=csrc/swinface_guarded.h");
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
 

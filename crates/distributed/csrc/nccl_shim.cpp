@@ -5,6 +5,8 @@
 // a non-zero status with the message copied into the caller's buffer. Tensors arrive as
 // tch's C tensors, which are `at::Tensor*`.
 
+#include "swinface_guarded.h"
+
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 
@@ -17,31 +19,10 @@
 
 namespace {
 
-constexpr int kOk = 0;
-constexpr int kError = 1;
-
-void write_message(char* buffer, size_t length, const char* message) {
-  if (buffer == nullptr || length == 0) {
-    return;
-  }
-  std::strncpy(buffer, message, length - 1);
-  buffer[length - 1] = '\0';
-}
-
-template <typename Body>
-int guarded(char* buffer, size_t length, Body body) {
-  try {
-    body();
-    return kOk;
-  } catch (const c10::Error& error) {
-    write_message(buffer, length, error.what_without_backtrace());
-  } catch (const std::exception& error) {
-    write_message(buffer, length, error.what());
-  } catch (...) {
-    write_message(buffer, length, "unknown C++ exception");
-  }
-  return kError;
-}
+using swinface::guarded;
+using swinface::kError;
+using swinface::kOk;
+using swinface::write_message;
 
 // 0: sum, 1: max, 2: average (NCCL >= 2.10).
 c10d::ReduceOp reduce_op(int op) {

@@ -4,6 +4,8 @@
 // No C++ exception may cross into Rust: every entry point catches everything and returns
 // a non-zero status with the message copied into the caller's buffer.
 
+#include "swinface_guarded.h"
+
 #include "store_shim.h"
 
 #include <c10/util/Logging.h>
@@ -19,32 +21,10 @@
 
 namespace {
 
-constexpr int kOk = 0;
-constexpr int kError = 1;
-
-void write_message(char* buffer, size_t length, const char* message) {
-  if (buffer == nullptr || length == 0) {
-    return;
-  }
-  std::strncpy(buffer, message, length - 1);
-  buffer[length - 1] = '\0';
-}
-
-template <typename Body>
-int guarded(char* buffer, size_t length, Body body) {
-  try {
-    body();
-    return kOk;
-  } catch (const c10::Error& error) {
-    // what() appends a C++ backtrace; the message alone is what a user can act on.
-    write_message(buffer, length, error.what_without_backtrace());
-  } catch (const std::exception& error) {
-    write_message(buffer, length, error.what());
-  } catch (...) {
-    write_message(buffer, length, "unknown C++ exception");
-  }
-  return kError;
-}
+using swinface::guarded;
+using swinface::kError;
+using swinface::kOk;
+using swinface::write_message;
 
 std::vector<std::string> key_list(const char* const* keys, size_t count) {
   std::vector<std::string> out;

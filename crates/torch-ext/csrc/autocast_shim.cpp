@@ -4,6 +4,8 @@
 // No C++ exception may cross into Rust: every entry point catches everything and returns
 // a non-zero status with the message copied into the caller's buffer.
 
+#include "swinface_guarded.h"
+
 #include <ATen/autocast_mode.h>
 
 #include <dlfcn.h>
@@ -14,35 +16,14 @@
 
 namespace {
 
-constexpr int kOk = 0;
-constexpr int kError = 1;
+using swinface::guarded;
+using swinface::kError;
+using swinface::kOk;
+using swinface::write_message;
 
 // cudaDeviceAttr values from the CUDA runtime's driver_types.h (stable since CUDA 2).
 constexpr int kComputeCapabilityMajor = 75;
 constexpr int kComputeCapabilityMinor = 76;
-
-// Copies `message` into `buffer`, truncated and always NUL-terminated.
-void write_message(char* buffer, size_t length, const char* message) {
-  if (buffer == nullptr || length == 0) {
-    return;
-  }
-  std::strncpy(buffer, message, length - 1);
-  buffer[length - 1] = '\0';
-}
-
-// Runs `body`; any exception becomes kError with its message in `buffer`.
-template <typename Body>
-int guarded(char* buffer, size_t length, Body body) {
-  try {
-    body();
-    return kOk;
-  } catch (const std::exception& error) {
-    write_message(buffer, length, error.what());
-  } catch (...) {
-    write_message(buffer, length, "unknown C++ exception");
-  }
-  return kError;
-}
 
 c10::DeviceType device_type(int value) {
   return static_cast<c10::DeviceType>(static_cast<int8_t>(value));

@@ -13,6 +13,8 @@
 // a non-zero status with the message copied into the caller's buffer. Tensors arrive as
 // tch's C tensors, which are `at::Tensor*`.
 
+#include "swinface_guarded.h"
+
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
@@ -37,32 +39,12 @@ typedef void (*swinface_release_fn)(void* context);
 
 namespace {
 
-constexpr int kOk = 0;
-constexpr int kError = 1;
+using swinface::guarded;
+using swinface::kError;
+using swinface::kOk;
+using swinface::write_message;
+
 constexpr size_t kCallbackMessage = 1024;
-
-void write_message(char* buffer, size_t length, const char* message) {
-  if (buffer == nullptr || length == 0) {
-    return;
-  }
-  std::strncpy(buffer, message, length - 1);
-  buffer[length - 1] = '\0';
-}
-
-template <typename Body>
-int guarded(char* buffer, size_t length, Body body) {
-  try {
-    body();
-    return kOk;
-  } catch (const c10::Error& error) {
-    write_message(buffer, length, error.what_without_backtrace());
-  } catch (const std::exception& error) {
-    write_message(buffer, length, error.what());
-  } catch (...) {
-    write_message(buffer, length, "unknown C++ exception");
-  }
-  return kError;
-}
 
 // The caller's all-reduce-sum, owned by the forward result's autograd node (kept in its
 // saved_data as a capsule) so that backward can still call it.
