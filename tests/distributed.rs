@@ -409,6 +409,20 @@ fn stderr_of(child: Child) -> (std::process::ExitStatus, String) {
     )
 }
 
+/// Starts ranks 0 and 1 by hand (torchrun's variables), kills rank 1 once rank 0 logged
+/// step 2, and returns rank 0's exit status, stderr and how long it took to stop after that.
+fn kill_rank_1_after_step_2(config: &Path) -> (std::process::ExitStatus, String, Duration) {
+    let port = free_port();
+    let mut rank0 = start_rank(0, port, config);
+    let mut rank1 = start_rank(1, port, config);
+    wait_for_line(&mut rank0, "step 2/");
+    let started = Instant::now();
+    rank1.kill().unwrap();
+    let _ = rank1.wait();
+    let (status, stderr) = stderr_of(rank0);
+    (status, stderr, started.elapsed())
+}
+
 #[test]
 fn a_killed_or_hanging_rank_stops_the_others_within_the_timeout() {
     let root = tmp("dist_failure");
@@ -419,16 +433,7 @@ fn a_killed_or_hanging_rank_stops_the_others_within_the_timeout() {
         &format!("total_step: 100000\nsave_verbose: 100000\ndist_timeout_s: {timeout}\n"),
     );
     // Killed: rank 1 disappears mid-run; rank 0 names it.
-    let port = free_port();
-    let mut rank0 = start_rank(0, port, &config);
-    let rank1 = start_rank(1, port, &config);
-    wait_for_line(&mut rank0, "step 2/");
-    let started = Instant::now();
-    let mut rank1 = rank1;
-    rank1.kill().unwrap();
-    let _ = rank1.wait();
-    let (status, stderr) = stderr_of(rank0);
-    let took = started.elapsed();
+    let (status, stderr, took) = kill_rank_1_after_step_2(&config);
     assert!(!status.success());
     assert!(stderr.contains("rank(s) [1]"), "{stderr}");
     assert!(stderr.contains("dist_timeout_s"), "{stderr}");
@@ -490,15 +495,7 @@ fn a_killed_rank_stops_a_sync_bn_run_with_an_error_not_a_panic() {
             "total_step: 100000\nsave_verbose: 100000\ndist_timeout_s: {timeout}\nsync_bn: true\n"
         ),
     );
-    let port = free_port();
-    let mut rank0 = start_rank(0, port, &config);
-    let mut rank1 = start_rank(1, port, &config);
-    wait_for_line(&mut rank0, "step 2/");
-    let started = Instant::now();
-    rank1.kill().unwrap();
-    let _ = rank1.wait();
-    let (status, stderr) = stderr_of(rank0);
-    let took = started.elapsed();
+    let (status, stderr, took) = kill_rank_1_after_step_2(&config);
     assert!(!status.success());
     // Whichever collective rank 0 was in (a BatchNorm's, forward or backward, or another),
     // the failure comes back as an error naming rank 1, not a panic. (Where it is exactly a
