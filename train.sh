@@ -24,13 +24,19 @@ if [ "${SWINFACE_NCCL:-0}" = 1 ]; then
 fi
 cargo build --release -q -p swinface-trainer "${features[@]}"
 bin=target/release/swinface
-if [ $# -eq 0 ] || [ "$1" = configs/demo.yaml ]; then
-  [ $# -gt 0 ] && shift
-  # Regenerated when missing or drawn with another configs/demo_synth.yaml.
-  if [ ! -f data/demo/swinface_synth.json ] || ! cmp -s configs/demo_synth.yaml data/demo.synth.yaml; then
+# No config (nothing, or options first): the demo.
+if [ $# -eq 0 ] || [[ "$1" == -* ]]; then
+  set -- configs/demo.yaml "$@"
+fi
+if [ "$1" = configs/demo.yaml ]; then
+  shift
+  # Regenerated when missing, or drawn with another configs/demo_synth.yaml or another
+  # version of the generator (its sources' hash).
+  stamp="$(cat configs/demo_synth.yaml; find crates/data/src/synth -name '*.rs' | LC_ALL=C sort | xargs cat | sha256sum)"
+  if [ ! -f data/demo/swinface_synth.json ] || [ "$stamp" != "$(cat data/demo.synth.stamp 2>/dev/null)" ]; then
     echo "train.sh: generating the demo's synthetic faces in data/demo"
     "$bin" synth --config configs/demo_synth.yaml --out data/demo
-    cp configs/demo_synth.yaml data/demo.synth.yaml
+    printf '%s\n' "$stamp" > data/demo.synth.stamp
   fi
   if [ -d runs/demo ] && [[ " $* " != *" --resume "* ]]; then
     echo "train.sh: replacing the previous demo run in runs/demo"

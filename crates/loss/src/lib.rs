@@ -20,7 +20,7 @@ pub mod partial_fc;
 pub mod schedule;
 mod tensor_util;
 
-pub use age::AgeLoss;
+pub use age::{AgeLoss, AgeLossConfig};
 pub use amp::{AmpConfig, AmpMode, Autocast, AutocastDevice, GradScaler, GradScalerConfig};
 pub use classification::{ClassificationLoss, LossWeights, ANALYSIS_TASKS};
 pub use clip::{clip_grad_norm, clip_grads, BACKBONE_MAX_NORM};

@@ -28,8 +28,10 @@ pub struct ImagePolicy {
     /// draws are made at any level, so only the amounts change.
     pub nuisance: f32,
     /// Caricature, 0..=2: 0 drawn to scale; higher draws expressions stronger (intensity 1 + c
-    /// times, mouth opening its square root) and the face larger in the frame (1 + c/4 times), so
-    /// that a small model learns the cues in minutes (the CPU demo). Same draws at any level.
+    /// times, mouth opening its square root), the face larger in the frame (1 + c/4 times) and
+    /// the marks of age deeper (1 + c/2 times) and over a wider span of years (see [`Look`]),
+    /// so that a small model learns the cues in minutes (the CPU demo). Same draws at any
+    /// level.
     pub caricature: f32,
 }
 
@@ -110,12 +112,14 @@ pub struct Hat {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Look {
     pub age: f32,
-    /// 1 for a baby, 0 from 20 years on.
+    /// 1 for a baby, 0 from 20 years on (from 20 + 5c under caricature c).
     pub child: f32,
-    /// Wrinkle depth: 0 below 22 years, 1 at 72.
+    /// Wrinkle depth: 0 below 22 years, 1 at 72 (from 22 - 6c to 72 + 6c under caricature c).
     pub wrinkles: f32,
-    /// Sagging: 0 below 48 years, 1 at 80.
+    /// Sagging: 0 below 48 years, 1 at 80 (more under caricature).
     pub sag: f32,
+    /// How deep the creases of age are drawn: 1 to scale, more under caricature.
+    pub age_marks: f32,
     /// Fraction of grey hair.
     pub grey: f32,
     pub expression: Expression,
@@ -311,11 +315,16 @@ impl Look {
         let necktie = (age >= 12.0 && rng.chance(person.wears_necktie))
             .then(|| (random_colour(rng), random_colour(rng)));
         let blurry = rng.chance(0.2);
+        // Drawn to scale, a 12- and a 22-year-old differ by a pixel of proportions and a 72-
+        // and an 80-year-old hardly at all: caricature spreads the marks of age over the
+        // whole range and deepens them, so that ages a few years apart look different.
+        let c = policy.caricature;
         Look {
             age,
-            child: ramp(20.0, 1.0, age).powf(1.3),
-            wrinkles: ramp(22.0, 72.0, age),
-            sag: ramp(48.0, 80.0, age),
+            child: ramp(20.0 + 5.0 * c, 1.0, age).powf(1.3),
+            wrinkles: ramp(22.0 - 6.0 * c, 72.0 + 6.0 * c, age),
+            sag: ramp(48.0, 80.0, age) * (1.0 + 0.5 * c),
+            age_marks: 1.0 + 0.5 * c,
             grey,
             expression,
             // Cleaner pictures also exaggerate expressions, up to 1.5x in a studio shot.
@@ -541,6 +550,30 @@ mod tests {
             assert!((b.scene.transform.scale - 1.25 * a.scene.transform.scale).abs() < 1e-5);
         }
         assert_eq!(plain.with_caricature(7.0).caricature, 2.0);
+    }
+
+    #[test]
+    fn caricature_spreads_the_marks_of_age_over_every_age() {
+        let person = Identity::sample(&mut SynthRng::keyed(6, &[0]), AgeRange::default());
+        let look = |age: f32, caricature: f32| {
+            let policy = ImagePolicy::portraits().with_caricature(caricature);
+            Look::sample(&person, age, &policy, &mut SynthRng::keyed(6, &[1]))
+        };
+        let cues = |l: &Look| [l.child, l.wrinkles, l.sag, l.age_marks];
+        // To scale, 20 and 21 look alike, and so do 72 and 76 but for the sag.
+        assert_eq!(cues(&look(20.0, 0.0)), cues(&look(21.0, 0.0)));
+        assert_eq!(look(72.0, 0.0).wrinkles, look(76.0, 0.0).wrinkles);
+        // Under caricature every age from 1 to 80 differs from the next one in some cue.
+        for age in 1..80 {
+            let (a, b) = (look(age as f32, 1.0), look(age as f32 + 1.0, 1.0));
+            let change: f32 = cues(&a).iter().zip(cues(&b)).map(|(x, y)| (x - y).abs()).sum();
+            assert!(change > 0.01, "ages {age} and {}: {change}", age + 1);
+        }
+        assert_eq!(look(40.0, 1.0).age_marks, 1.5);
+        // Caricature 0 keeps the to-scale ramps.
+        assert_eq!(look(47.0, 0.0).wrinkles, 0.5);
+        assert_eq!(look(64.0, 0.0).sag, 0.5);
+        assert_eq!(look(50.0, 0.0).age_marks, 1.0);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use swinface_data::augment::{AnalysisAugmentConfig, RecognitionTransform};
 use swinface_data::streams::DataConfig;
-use swinface_loss::{AmpConfig, LossWeights, OptimizerConfig, PartialFcConfig, ScheduleConfig};
+use swinface_loss::{AgeLossConfig, AmpConfig, LossWeights, OptimizerConfig, PartialFcConfig, ScheduleConfig};
 use swinface_model::SwinFaceConfig;
 
 use crate::cli::DeviceChoice;
@@ -143,6 +143,7 @@ pub struct TrainConfig {
     pub partial_fc: PartialFcConfig,
     pub amp: AmpConfig,
     pub loss_weights: LossWeights,
+    pub age_loss: AgeLossConfig,
     pub eval: EvalSettings,
     pub train: TrainSettings,
 }
@@ -179,6 +180,7 @@ pub fn valid_keys() -> Vec<String> {
     keys.extend(keys_of::<PartialFcConfig>());
     keys.extend(keys_of::<AmpConfig>());
     keys.extend(keys_of::<LossWeights>());
+    keys.extend(keys_of::<AgeLossConfig>());
     keys.extend(keys_of::<EvalSettings>());
     keys.extend(keys_of::<TrainSettings>());
     // serde aliases the schedule accepts.
@@ -325,6 +327,10 @@ impl TrainConfig {
         loss_weights
             .validate()
             .map_err(|e| invalid(format!("loss weights: {e}")))?;
+        let age_loss: AgeLossConfig = part(map, path, "age loss", &[])?;
+        age_loss
+            .validate()
+            .map_err(|e| invalid(format!("age loss: {e}")))?;
         let eval: EvalSettings = part(map, path, "evaluation", &[])?;
         let train: TrainSettings = part(map, path, "trainer", &[])?;
         let config = Self {
@@ -335,6 +341,7 @@ impl TrainConfig {
             partial_fc,
             amp,
             loss_weights,
+            age_loss,
             eval,
             train,
         };
@@ -426,6 +433,7 @@ impl TrainConfig {
             serde_yaml::to_value(&self.partial_fc)?,
             serde_yaml::to_value(&self.amp)?,
             serde_yaml::to_value(&self.loss_weights)?,
+            serde_yaml::to_value(&self.age_loss)?,
             serde_yaml::to_value(&self.eval)?,
             serde_yaml::to_value(&self.train)?,
         ];

@@ -171,7 +171,7 @@ impl Learner {
             optimizer,
             scaler,
             schedule,
-            age_loss: AgeLoss::new(config.schedule.total_step),
+            age_loss: AgeLoss::from_config(&config.age_loss, config.schedule.total_step),
             weights: config.loss_weights.clone(),
             classification: ClassificationLoss::default(),
             backbone_params,

@@ -154,7 +154,7 @@ pub fn age_lines(canvas: &mut Canvas, l: &Layout, spec: &FaceSpec, detail: &mut 
                 ),
                 1.0 + 0.7 * w,
                 crease,
-                0.25 + 0.65 * w,
+                (0.25 + 0.65 * w) * look.age_marks,
             );
         }
     }
@@ -177,7 +177,7 @@ pub fn age_lines(canvas: &mut Canvas, l: &Layout, spec: &FaceSpec, detail: &mut 
             ),
             1.4,
             crease,
-            0.08 + 0.65 * w + smile_fold,
+            (0.08 + 0.65 * w) * look.age_marks + smile_fold,
         );
         let eye_corner = v2(cx + s * (l.eye_dx + l.eye_rx + 1.2), l.eye_y);
         let crows = ramp(32.0, 72.0, look.age);
@@ -188,7 +188,7 @@ pub fn age_lines(canvas: &mut Canvas, l: &Layout, spec: &FaceSpec, detail: &mut 
                 vec![eye_corner, eye_corner + dir * (3.0 + 1.5 * crows)],
                 0.9,
                 crease,
-                0.75 * crows,
+                0.75 * crows * look.age_marks,
             );
         }
         let marionette = ramp(55.0, 80.0, look.age);
@@ -197,7 +197,7 @@ pub fn age_lines(canvas: &mut Canvas, l: &Layout, spec: &FaceSpec, detail: &mut 
             vec![corner + v2(s * 0.5, 1.0), corner + v2(s * 1.5, 6.5)],
             1.0,
             crease,
-            0.7 * marionette,
+            0.7 * marionette * look.age_marks,
         );
     }
     let spots = ((look.age - 58.0) / 5.0).max(0.0) as usize;
