@@ -114,11 +114,15 @@ pub struct Look {
     pub age: f32,
     /// 1 for a baby, 0 from 20 years on (from 20 + 5c under caricature c).
     pub child: f32,
-    /// Wrinkle depth: 0 below 22 years, 1 at 72 (from 22 - 6c to 72 + 6c under caricature c).
+    /// Wrinkle depth: 0 below 22 years, 1 at 72 (from 22 - 6c to 72 + 10c under caricature c).
     pub wrinkles: f32,
+    /// Crow's feet: 0 below 32 years, 1 at 72 (from 32 - 6c to 72 + 10c).
+    pub crows: f32,
+    /// Marionette lines: 0 below 55 years, 1 at 80 (from 55 - 5c to 80 + 5c).
+    pub marionette: f32,
     /// Sagging: 0 below 48 years, 1 at 80 (more under caricature).
     pub sag: f32,
-    /// How deep the creases of age are drawn: 1 to scale, more under caricature.
+    /// How dark the creases of age are drawn: 1 to scale, 1 + c/2 under caricature.
     pub age_marks: f32,
     /// Fraction of grey hair.
     pub grey: f32,
@@ -322,7 +326,9 @@ impl Look {
         Look {
             age,
             child: ramp(20.0 + 5.0 * c, 1.0, age).powf(1.3),
-            wrinkles: ramp(22.0 - 6.0 * c, 72.0 + 6.0 * c, age),
+            wrinkles: ramp(22.0 - 6.0 * c, 72.0 + 10.0 * c, age),
+            crows: ramp(32.0 - 6.0 * c, 72.0 + 10.0 * c, age),
+            marionette: ramp(55.0 - 5.0 * c, 80.0 + 5.0 * c, age),
             sag: ramp(48.0, 80.0, age) * (1.0 + 0.5 * c),
             age_marks: 1.0 + 0.5 * c,
             grey,
@@ -559,10 +565,11 @@ mod tests {
             let policy = ImagePolicy::portraits().with_caricature(caricature);
             Look::sample(&person, age, &policy, &mut SynthRng::keyed(6, &[1]))
         };
-        let cues = |l: &Look| [l.child, l.wrinkles, l.sag, l.age_marks];
+        let cues = |l: &Look| [l.child, l.wrinkles, l.crows, l.marionette, l.sag];
         // To scale, 20 and 21 look alike, and so do 72 and 76 but for the sag.
         assert_eq!(cues(&look(20.0, 0.0)), cues(&look(21.0, 0.0)));
         assert_eq!(look(72.0, 0.0).wrinkles, look(76.0, 0.0).wrinkles);
+        assert_eq!(look(72.0, 0.0).crows, look(76.0, 0.0).crows);
         // Under caricature every age from 1 to 80 differs from the next one in some cue.
         for age in 1..80 {
             let (a, b) = (look(age as f32, 1.0), look(age as f32 + 1.0, 1.0));
@@ -573,6 +580,8 @@ mod tests {
         // Caricature 0 keeps the to-scale ramps.
         assert_eq!(look(47.0, 0.0).wrinkles, 0.5);
         assert_eq!(look(64.0, 0.0).sag, 0.5);
+        assert_eq!(look(52.0, 0.0).crows, 0.5);
+        assert_eq!(look(67.5, 0.0).marionette, 0.5);
         assert_eq!(look(50.0, 0.0).age_marks, 1.0);
     }
 

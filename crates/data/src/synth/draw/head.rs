@@ -135,7 +135,9 @@ pub fn age_lines(canvas: &mut Canvas, l: &Layout, spec: &FaceSpec, detail: &mut 
     let look = &spec.look;
     let w = look.wrinkles;
     let (cx, fw) = (l.cx, l.face_w);
-    let crease = shade(l.skin, 0.55);
+    // Deeper marks are darker, not more opaque: opacity, which grows with age, stays short
+    // of 1 and keeps telling ages apart.
+    let crease = shade(l.skin, 1.0 - 0.45 * look.age_marks);
     if w > 0.12 && !look.bangs {
         let count = 1 + (w * 3.2) as usize;
         for k in 0..count.min(4) {
@@ -154,7 +156,7 @@ pub fn age_lines(canvas: &mut Canvas, l: &Layout, spec: &FaceSpec, detail: &mut 
                 ),
                 1.0 + 0.7 * w,
                 crease,
-                (0.25 + 0.65 * w) * look.age_marks,
+                0.25 + 0.65 * w,
             );
         }
     }
@@ -177,10 +179,10 @@ pub fn age_lines(canvas: &mut Canvas, l: &Layout, spec: &FaceSpec, detail: &mut 
             ),
             1.4,
             crease,
-            (0.08 + 0.65 * w) * look.age_marks + smile_fold,
+            0.08 + 0.65 * w + smile_fold,
         );
         let eye_corner = v2(cx + s * (l.eye_dx + l.eye_rx + 1.2), l.eye_y);
-        let crows = ramp(32.0, 72.0, look.age);
+        let crows = look.crows;
         for angle in [-0.5f32, 0.0, 0.5] {
             let dir = v2(s * angle.cos(), angle.sin());
             line(
@@ -188,16 +190,16 @@ pub fn age_lines(canvas: &mut Canvas, l: &Layout, spec: &FaceSpec, detail: &mut 
                 vec![eye_corner, eye_corner + dir * (3.0 + 1.5 * crows)],
                 0.9,
                 crease,
-                0.75 * crows * look.age_marks,
+                0.75 * crows,
             );
         }
-        let marionette = ramp(55.0, 80.0, look.age);
+        let marionette = look.marionette;
         line(
             canvas,
             vec![corner + v2(s * 0.5, 1.0), corner + v2(s * 1.5, 6.5)],
             1.0,
             crease,
-            0.7 * marionette * look.age_marks,
+            0.7 * marionette,
         );
     }
     let spots = ((look.age - 58.0) / 5.0).max(0.0) as usize;
@@ -330,8 +332,4 @@ pub fn mustache_and_goatee(canvas: &mut Canvas, l: &Layout, spec: &FaceSpec) {
         ));
         canvas.paint(&shield, 1.3, texture);
     }
-}
-
-fn ramp(lo: f32, hi: f32, x: f32) -> f32 {
-    ((x - lo) / (hi - lo)).clamp(0.0, 1.0)
 }
