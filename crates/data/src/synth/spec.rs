@@ -573,7 +573,11 @@ mod tests {
         // Under caricature every age from 1 to 80 differs from the next one in some cue.
         for age in 1..80 {
             let (a, b) = (look(age as f32, 1.0), look(age as f32 + 1.0, 1.0));
-            let change: f32 = cues(&a).iter().zip(cues(&b)).map(|(x, y)| (x - y).abs()).sum();
+            let change: f32 = cues(&a)
+                .iter()
+                .zip(cues(&b))
+                .map(|(x, y)| (x - y).abs())
+                .sum();
             assert!(change > 0.01, "ages {age} and {}: {change}", age + 1);
         }
         assert_eq!(look(40.0, 1.0).age_marks, 1.5);

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use swinface_data::augment::{AnalysisAugmentConfig, RecognitionTransform};
 use swinface_data::streams::DataConfig;
-use swinface_loss::{AgeLossConfig, AmpConfig, LossWeights, OptimizerConfig, PartialFcConfig, ScheduleConfig};
+use swinface_loss::{
+    AgeLossConfig, AmpConfig, LossWeights, OptimizerConfig, PartialFcConfig, ScheduleConfig,
+};
 use swinface_model::SwinFaceConfig;
 
 use crate::cli::DeviceChoice;
