@@ -44,7 +44,8 @@ pub struct SynthConfig {
     /// lower for cleaner pictures with the same labels.
     pub nuisance: f32,
     /// Caricature, 0..=2 (see `ImagePolicy::caricature`): 0 drawn to scale, higher for
-    /// stronger expressions and larger faces (the CPU demo).
+    /// stronger expressions, larger faces and deeper marks of age over a wider span of years
+    /// (the CPU demo).
     pub caricature: f32,
 }
 
