@@ -58,12 +58,9 @@ pub struct AgeLoss {
 }
 
 impl AgeLoss {
-    /// The official σ is 3.
+    /// The official loss (σ 3, annealed over the run's `total_step`).
     pub fn new(total_step: u64) -> Self {
-        Self {
-            total_step,
-            sigma: 3.0,
-        }
+        Self::from_config(&AgeLossConfig::default(), total_step)
     }
 
     /// The loss `config` describes for a run of `run_total_step` steps.
