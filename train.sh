@@ -38,7 +38,8 @@ if [ "$1" = configs/demo.yaml ]; then
     "$bin" synth --config configs/demo_synth.yaml --out data/demo
     printf '%s\n' "$stamp" > data/demo.synth.stamp
   fi
-  if [ -d runs/demo ] && [[ " $* " != *" --resume "* ]]; then
+  # (Kept when resuming, or when --set output=... sends this run elsewhere.)
+  if [ -d runs/demo ] && [[ " $* " != *" --resume "* && " $* " != *" output="* ]]; then
     echo "train.sh: replacing the previous demo run in runs/demo"
     rm -rf runs/demo
   fi
