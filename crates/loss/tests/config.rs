@@ -80,3 +80,74 @@ fn defaults_are_the_official_training_config() {
     );
     assert!(AmpConfig::default().fp16);
 }
+
+#[test]
+fn age_head_lr_scale_puts_the_age_head_in_a_group_of_its_own() {
+    let param = |name: &str| {
+        (
+            name.to_owned(),
+            tch::Tensor::zeros([1], tch::kind::FLOAT_CPU),
+        )
+    };
+    let backbone = || vec![param("backbone.patch_embed.proj.weight")];
+    let heads = || {
+        vec![
+            param("fam.nets.0.norm.weight"),
+            param("om.output_fcs.1.weight"),
+            param("om.output_fcs.1.bias"),
+            param("om.output_fcs.10.weight"),
+            param("om.output_fcs.11.bias"),
+        ]
+    };
+    let names = |g: &swinface_loss::optim::ParamGroup| -> Vec<String> {
+        g.params.iter().map(|(n, _)| n.clone()).collect()
+    };
+
+    // Official (scale 1): two groups, the age head among the heads.
+    let official = OptimizerConfig::default().official_groups(backbone(), heads());
+    assert_eq!(official.len(), 2);
+    assert_eq!(official[1].params.len(), 5);
+
+    let config = OptimizerConfig {
+        age_head_lr_scale: 8.0,
+        ..OptimizerConfig::default()
+    };
+    let groups = config.official_groups(backbone(), heads());
+    assert_eq!(groups.len(), 3);
+    assert_eq!(
+        (groups[1].name.as_str(), groups[1].lr_scale),
+        ("heads", 1.0)
+    );
+    assert_eq!(
+        names(&groups[1]),
+        [
+            "fam.nets.0.norm.weight",
+            "om.output_fcs.10.weight",
+            "om.output_fcs.11.bias"
+        ]
+    );
+    assert_eq!(
+        (groups[2].name.as_str(), groups[2].lr_scale),
+        ("age_head", 8.0)
+    );
+    assert_eq!(
+        names(&groups[2]),
+        ["om.output_fcs.1.weight", "om.output_fcs.1.bias"]
+    );
+    assert_eq!(groups[2].weight_decay, config.weight_decay);
+
+    // Exempting norms and biases splits each of the three.
+    let exempt = OptimizerConfig {
+        no_decay_for_norm_and_bias: true,
+        ..config.clone()
+    };
+    assert_eq!(exempt.official_groups(backbone(), heads()).len(), 6);
+
+    for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let config = OptimizerConfig {
+            age_head_lr_scale: bad,
+            ..OptimizerConfig::default()
+        };
+        assert!(config.validate().is_err(), "age_head_lr_scale {bad}");
+    }
+}

@@ -251,6 +251,11 @@ mod tests {
             [0, 1, 2, 3, 4, 5]
         );
         assert_eq!(fc("Wearing Necktie"), 41);
+        // The optimizer's age-head group finds the head by this name.
+        assert_eq!(
+            swinface_loss::optim::AGE_HEAD_PREFIX,
+            format!("om.output_fcs.{}.", fc("Age"))
+        );
         assert_eq!(fc("Sideburns"), 31);
         assert_eq!(specs[42].branch, None);
         assert_eq!(specs[0].classes, Some(1));

@@ -94,6 +94,11 @@ pub struct OptimizerConfig {
     pub eps: f64,
     /// Learning-rate scale of the backbone group (official `lr / 10`).
     pub backbone_lr_scale: f64,
+    /// Learning-rate scale of the age head (`om.output_fcs.1`), a group of its own when
+    /// not 1 (official: 1, one group with the other heads). Adam moves every weight by
+    /// about the learning rate per step whatever the loss scale, and an output in years
+    /// needs weights far larger than a logit's: a short run lifts this.
+    pub age_head_lr_scale: f64,
     /// Exempt norms, biases and relative-position tables from weight decay (official: no).
     pub no_decay_for_norm_and_bias: bool,
     /// Keep each group's parameters, gradients and state in one flat buffer (relocates the
@@ -111,11 +116,16 @@ impl Default for OptimizerConfig {
             betas: (0.9, 0.999),
             eps: 1e-8,
             backbone_lr_scale: 0.1,
+            age_head_lr_scale: 1.0,
             no_decay_for_norm_and_bias: false,
             flat_buffers: false,
         }
     }
 }
+
+/// Names of the age head's parameters (`om.output_fcs.1.weight` and `.bias`: the head of
+/// "Age", second in the official construction order).
+pub const AGE_HEAD_PREFIX: &str = "om.output_fcs.1.";
 
 /// The per-parameter update rule, shared by the optimizers and Partial FC's centre table.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -141,6 +151,9 @@ impl OptimizerConfig {
         if !(0.0..1.0).contains(&self.betas.0) || !(0.0..1.0).contains(&self.betas.1) {
             return bad("betas", "must lie in [0, 1)");
         }
+        if !(self.age_head_lr_scale.is_finite() && self.age_head_lr_scale > 0.0) {
+            return bad("age_head_lr_scale", "must be finite and > 0");
+        }
         if self.eps.is_nan() || self.eps <= 0.0 {
             return bad("eps", "must be > 0");
         }
@@ -165,24 +178,36 @@ impl OptimizerConfig {
     }
 
     /// The two official groups, backbone (at `backbone_lr_scale`) and the rest (FAM, TSS, OM),
-    /// each split in two when norms and biases are exempt from decay. Partial FC keeps its
+    /// the age head apart at `age_head_lr_scale` when that is not 1, each split in two when
+    /// norms and biases are exempt from decay. Partial FC keeps its
     /// own centre table and is not among them.
     pub fn official_groups(
         &self,
         backbone: Vec<(String, Tensor)>,
         heads: Vec<(String, Tensor)>,
     ) -> Vec<ParamGroup> {
-        let groups = [
-            ParamGroup::new(
-                "backbone",
-                backbone,
-                self.backbone_lr_scale,
+        let mut groups = vec![ParamGroup::new(
+            "backbone",
+            backbone,
+            self.backbone_lr_scale,
+            self.weight_decay,
+        )];
+        if self.age_head_lr_scale == 1.0 {
+            groups.push(ParamGroup::new("heads", heads, 1.0, self.weight_decay));
+        } else {
+            let (age, rest): (Vec<_>, Vec<_>) = heads
+                .into_iter()
+                .partition(|(name, _)| name.starts_with(AGE_HEAD_PREFIX));
+            groups.push(ParamGroup::new("heads", rest, 1.0, self.weight_decay));
+            groups.push(ParamGroup::new(
+                "age_head",
+                age,
+                self.age_head_lr_scale,
                 self.weight_decay,
-            ),
-            ParamGroup::new("heads", heads, 1.0, self.weight_decay),
-        ];
+            ));
+        }
         if !self.no_decay_for_norm_and_bias {
-            return groups.into();
+            return groups;
         }
         groups
             .into_iter()
