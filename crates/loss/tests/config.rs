@@ -83,6 +83,7 @@ fn defaults_are_the_official_training_config() {
 
 #[test]
 fn age_head_lr_scale_puts_the_age_head_in_a_group_of_its_own() {
+    const AGE_HEAD: &str = "om.output_fcs.1.";
     let param = |name: &str| {
         (
             name.to_owned(),
@@ -104,7 +105,7 @@ fn age_head_lr_scale_puts_the_age_head_in_a_group_of_its_own() {
     };
 
     // Official (scale 1): two groups, the age head among the heads.
-    let official = OptimizerConfig::default().official_groups(backbone(), heads());
+    let official = OptimizerConfig::default().official_groups(backbone(), heads(), AGE_HEAD);
     assert_eq!(official.len(), 2);
     assert_eq!(official[1].params.len(), 5);
 
@@ -112,7 +113,7 @@ fn age_head_lr_scale_puts_the_age_head_in_a_group_of_its_own() {
         age_head_lr_scale: 8.0,
         ..OptimizerConfig::default()
     };
-    let groups = config.official_groups(backbone(), heads());
+    let groups = config.official_groups(backbone(), heads(), AGE_HEAD);
     assert_eq!(groups.len(), 3);
     assert_eq!(
         (groups[1].name.as_str(), groups[1].lr_scale),
@@ -141,7 +142,10 @@ fn age_head_lr_scale_puts_the_age_head_in_a_group_of_its_own() {
         no_decay_for_norm_and_bias: true,
         ..config.clone()
     };
-    assert_eq!(exempt.official_groups(backbone(), heads()).len(), 6);
+    assert_eq!(
+        exempt.official_groups(backbone(), heads(), AGE_HEAD).len(),
+        6
+    );
 
     for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
         let config = OptimizerConfig {

@@ -72,6 +72,10 @@ pub const EXPRESSION_LABELS: [&str; 7] = [
 /// Classes of the gender head.
 pub const GENDER_LABELS: [&str; 2] = ["female", "male"];
 
+/// Parameter-name prefix of the age head (`om.output_fcs.1.weight` and `.bias`: "Age" is
+/// second in the construction order below), for the optimizer's age-head group.
+pub const AGE_HEAD_PREFIX: &str = "om.output_fcs.1.";
+
 /// The heads of each branch, in construction order (the order of `om.output_fcs.k`):
 /// (task name, output width).
 pub const BRANCH_HEADS: [&[(&str, i64)]; BRANCH_NUM] = [
@@ -251,11 +255,7 @@ mod tests {
             [0, 1, 2, 3, 4, 5]
         );
         assert_eq!(fc("Wearing Necktie"), 41);
-        // The optimizer's age-head group finds the head by this name.
-        assert_eq!(
-            swinface_loss::optim::AGE_HEAD_PREFIX,
-            format!("om.output_fcs.{}.", fc("Age"))
-        );
+        assert_eq!(AGE_HEAD_PREFIX, format!("om.output_fcs.{}.", fc("Age")));
         assert_eq!(fc("Sideburns"), 31);
         assert_eq!(specs[42].branch, None);
         assert_eq!(specs[0].classes, Some(1));

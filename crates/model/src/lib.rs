@@ -26,8 +26,8 @@ pub use fam::{
     SpatialAttention,
 };
 pub use heads::{
-    head_specs, task_index, HeadSpec, OutputModule, BRANCH_HEADS, BRANCH_NUM, EXPRESSION_LABELS,
-    GENDER_LABELS, TASK_NAMES,
+    head_specs, task_index, HeadSpec, OutputModule, AGE_HEAD_PREFIX, BRANCH_HEADS, BRANCH_NUM,
+    EXPRESSION_LABELS, GENDER_LABELS, TASK_NAMES,
 };
 pub use subnets::TaskSpecificSubnets;
 pub use swin::{AttentionKernel, BackboneOutput, SwinConfig, SwinTransformer};

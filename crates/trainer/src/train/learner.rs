@@ -12,7 +12,9 @@ use swinface_loss::{
     clip_grad_norm, AgeLoss, ClassificationLoss, Collectives, GradScaler, LossWeights, LrSchedule,
     Optimizer, OptimizerConfig, ParamGroup, PartialFc, BACKBONE_MAX_NORM,
 };
-use swinface_model::{head_specs, SwinFace, BACKBONE_GROUP, HEADS_GROUP, TASK_NAMES};
+use swinface_model::{
+    head_specs, SwinFace, AGE_HEAD_PREFIX, BACKBONE_GROUP, HEADS_GROUP, TASK_NAMES,
+};
 use swinface_torch_ext::SumReducer;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -124,14 +126,14 @@ impl Learner {
         let groups = match config.train.stage {
             Stage::Multitask => {
                 let heads = ParamGroup::from_var_store(&vs, HEADS_GROUP, "heads", 1.0, 0.0)?;
-                opt.official_groups(backbone.params, heads.params)
+                opt.official_groups(backbone.params, heads.params, AGE_HEAD_PREFIX)
             }
             // arcface_torch trains the backbone alone at the full rate.
             Stage::Recognition => OptimizerConfig {
                 backbone_lr_scale: 1.0,
                 ..opt.clone()
             }
-            .official_groups(backbone.params, Vec::new())
+            .official_groups(backbone.params, Vec::new(), AGE_HEAD_PREFIX)
             .into_iter()
             .filter(|g| !g.params.is_empty())
             .collect(),
