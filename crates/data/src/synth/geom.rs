@@ -103,6 +103,14 @@ impl Bounds {
         }
     }
 
+    /// Whether the two boxes share a point (edges included).
+    pub fn overlaps(self, o: Bounds) -> bool {
+        self.min.x <= o.max.x
+            && o.min.x <= self.max.x
+            && self.min.y <= o.max.y
+            && o.min.y <= self.max.y
+    }
+
     pub fn grown(self, by: f32) -> Bounds {
         Bounds {
             min: self.min - v2(by, by),

@@ -24,6 +24,42 @@ pub trait Shape: Sync {
     }
     /// Bounds of the inside, canonical units.
     fn bounds(&self) -> Bounds;
+    /// A cheaper stand-in for points of `region`: where this shape's distance is within
+    /// `reach` of 0 the stand-in's is the same, elsewhere it lies beyond `reach` on the same
+    /// side. `None` when there is nothing to save (the shape is used as it is).
+    fn localised(&self, region: Bounds, reach: f32) -> Option<Box<dyn Shape + '_>> {
+        let _ = (region, reach);
+        None
+    }
+}
+
+/// Extra room when deciding from boxes that an edge cannot matter inside a region, so that
+/// rounding in the per-point formulas never makes a dropped edge count.
+const CULL_MARGIN: f32 = 1e-2;
+
+/// A shape, or a [`Shape::localised`] stand-in for it.
+enum Local<'a> {
+    Borrowed(&'a dyn Shape),
+    Owned(Box<dyn Shape + 'a>),
+}
+
+impl<'a> Local<'a> {
+    fn of(shape: &'a dyn Shape, region: Bounds, reach: f32) -> Self {
+        shape
+            .localised(region, reach)
+            .map_or(Local::Borrowed(shape), Local::Owned)
+    }
+
+    fn get(&self) -> &dyn Shape {
+        match self {
+            Local::Borrowed(shape) => *shape,
+            Local::Owned(shape) => shape.as_ref(),
+        }
+    }
+
+    fn is_owned(&self) -> bool {
+        matches!(self, Local::Owned(_))
+    }
 }
 
 /// A rotated ellipse.
@@ -83,9 +119,21 @@ impl Shape for Ellipse {
 #[derive(Debug, Clone)]
 pub struct Polygon {
     points: Vec<Vec2>,
-    /// Bounds of each edge (edge `i` joins point `i - 1` and point `i`, cyclically), so
-    /// distant edges are skipped with a few comparisons.
-    edge_bounds: Vec<Bounds>,
+    /// The edges the distance is taken over: all of them, or those near a region
+    /// ([`Shape::localised`]).
+    edges: Vec<Edge>,
+    /// Edges that only count for the inside test: too far from the region to be the nearest,
+    /// but possibly crossed by the rays cast from its points.
+    crossed_only: Vec<(Vec2, Vec2)>,
+    bounds: Bounds,
+}
+
+/// Edge `a -> b` of a polygon (point `i - 1` to point `i`, cyclically), with its bounds, so
+/// distant edges are skipped with a few comparisons.
+#[derive(Debug, Clone, Copy)]
+struct Edge {
+    a: Vec2,
+    b: Vec2,
     bounds: Bounds,
 }
 
@@ -93,12 +141,24 @@ impl Polygon {
     pub fn new(points: Vec<Vec2>) -> Self {
         let bounds = Bounds::of_points(&points);
         let n = points.len();
-        let edge_bounds = (0..n)
-            .map(|i| Bounds::of_points(&[points[(i + n - 1) % n], points[i]]))
-            .collect();
+        let edges = if n < 3 {
+            Vec::new()
+        } else {
+            (0..n)
+                .map(|i| {
+                    let (a, b) = (points[(i + n - 1) % n], points[i]);
+                    Edge {
+                        a,
+                        b,
+                        bounds: Bounds::of_points(&[a, b]),
+                    }
+                })
+                .collect()
+        };
         Self {
             points,
-            edge_bounds,
+            edges,
+            crossed_only: Vec::new(),
             bounds,
         }
     }
@@ -106,6 +166,11 @@ impl Polygon {
     pub fn points(&self) -> &[Vec2] {
         &self.points
     }
+}
+
+/// Whether the ray from `p` towards +x crosses edge `a -> b` (the even-odd rule's count).
+fn ray_crosses(p: Vec2, a: Vec2, b: Vec2) -> bool {
+    (b.y > p.y) != (a.y > p.y) && p.x < (a.x - b.x) * (p.y - b.y) / (a.y - b.y) + b.x
 }
 
 /// Squared distance from `p` to the box `b` (0 inside).
@@ -117,23 +182,16 @@ fn box_distance_sq(p: Vec2, b: &Bounds) -> f32 {
 
 impl Shape for Polygon {
     fn distance(&self, p: Vec2) -> f32 {
-        let pts = &self.points;
-        let n = pts.len();
-        if n < 3 {
-            return f32::INFINITY;
-        }
         let mut best = f32::INFINITY;
         let mut inside = false;
-        let mut j = n - 1;
-        for i in 0..n {
-            let (a, b) = (pts[j], pts[i]);
-            if (b.y > p.y) != (a.y > p.y) && p.x < (a.x - b.x) * (p.y - b.y) / (a.y - b.y) + b.x {
-                inside = !inside;
+        for e in &self.edges {
+            inside ^= ray_crosses(p, e.a, e.b);
+            if box_distance_sq(p, &e.bounds) < best {
+                best = best.min(segment_distance_sq(p, e.a, e.b).0);
             }
-            if box_distance_sq(p, &self.edge_bounds[i]) < best {
-                best = best.min(segment_distance_sq(p, a, b).0);
-            }
-            j = i;
+        }
+        for &(a, b) in &self.crossed_only {
+            inside ^= ray_crosses(p, a, b);
         }
         let d = best.sqrt();
         if inside {
@@ -145,6 +203,39 @@ impl Shape for Polygon {
 
     fn bounds(&self) -> Bounds {
         self.bounds
+    }
+
+    fn localised(&self, region: Bounds, reach: f32) -> Option<Box<dyn Shape + '_>> {
+        let near = region.grown(reach + CULL_MARGIN);
+        // A ray from a point of the region can only cross edges that span one of its rows and
+        // reach to the right of its left side.
+        let may_cross = |e: &Bounds| {
+            e.min.y <= region.max.y + CULL_MARGIN
+                && e.max.y >= region.min.y - CULL_MARGIN
+                && e.max.x >= region.min.x - CULL_MARGIN
+        };
+        let mut edges = Vec::new();
+        let mut crossed_only = Vec::new();
+        for e in &self.edges {
+            if e.bounds.overlaps(near) {
+                edges.push(*e);
+            } else if may_cross(&e.bounds) {
+                crossed_only.push((e.a, e.b));
+            }
+        }
+        for &(a, b) in &self.crossed_only {
+            if may_cross(&Bounds::of_points(&[a, b])) {
+                crossed_only.push((a, b));
+            }
+        }
+        // No edges at all: every point of the region is outside (a point inside would cross
+        // an edge of its row), which the infinite distance says.
+        Some(Box::new(Polygon {
+            points: Vec::new(),
+            edges,
+            crossed_only,
+            bounds: self.bounds,
+        }))
     }
 }
 
@@ -165,14 +256,23 @@ fn segment_distance_sq(p: Vec2, a: Vec2, b: Vec2) -> (f32, f32) {
 /// to a point over the first and last `taper` fraction of its length (0: round caps).
 #[derive(Debug, Clone)]
 pub struct Stroke {
-    points: Vec<Vec2>,
-    /// Cumulative length at each point, normalised to [0, 1].
-    along: Vec<f32>,
+    /// The polyline's segments in order, or those near a region ([`Shape::localised`]).
+    segments: Vec<Segment>,
+    /// A one-point polyline: a dot.
+    dot: Option<Vec2>,
     start_width: f32,
     end_width: f32,
     taper: f32,
-    /// Bounds of each segment (segment `i` joins points `i` and `i + 1`).
-    segment_bounds: Vec<Bounds>,
+    bounds: Bounds,
+}
+
+/// Segment `a -> b` of a stroke, with where its ends sit along the whole polyline
+/// (cumulative length normalised to [0, 1]) and its bounds.
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    a: Vec2,
+    b: Vec2,
+    along: (f32, f32),
     bounds: Bounds,
 }
 
@@ -195,14 +295,20 @@ impl Stroke {
         }
         let half = start_width.max(end_width) * 0.5;
         let bounds = Bounds::of_points(&points).grown(half);
-        let segment_bounds = points.windows(2).map(Bounds::of_points).collect();
+        let segments = (1..points.len())
+            .map(|i| Segment {
+                a: points[i - 1],
+                b: points[i],
+                along: (along[i - 1], along[i]),
+                bounds: Bounds::of_points(&points[i - 1..=i]),
+            })
+            .collect();
         Self {
-            points,
-            along,
+            segments,
+            dot: (points.len() == 1).then(|| points[0]),
             start_width,
             end_width,
             taper: taper.clamp(0.0, 0.5),
-            segment_bounds,
             bounds,
         }
     }
@@ -219,37 +325,60 @@ impl Stroke {
 
 impl Shape for Stroke {
     fn distance(&self, p: Vec2) -> f32 {
-        let pts = &self.points;
-        if pts.len() == 1 {
-            return (p - pts[0]).length() - self.width_at(0.5) * 0.5;
+        if let Some(dot) = self.dot {
+            return (p - dot).length() - self.width_at(0.5) * 0.5;
         }
         if self.taper == 0.0 && self.start_width == self.end_width {
             // Constant width: one square root, distant segments skipped by their bounds.
             let mut nearest = f32::INFINITY;
-            for (i, w) in pts.windows(2).enumerate() {
-                if box_distance_sq(p, &self.segment_bounds[i]) < nearest {
-                    nearest = nearest.min(segment_distance_sq(p, w[0], w[1]).0);
+            for s in &self.segments {
+                if box_distance_sq(p, &s.bounds) < nearest {
+                    nearest = nearest.min(segment_distance_sq(p, s.a, s.b).0);
                 }
             }
             return nearest.sqrt() - self.start_width * 0.5;
         }
         let half = self.start_width.max(self.end_width) * 0.5;
         let mut best = f32::INFINITY;
-        for i in 1..pts.len() {
+        for s in &self.segments {
             // No point of this segment can beat `best` if even its box is further away.
             let reach = best + half;
-            if reach > 0.0 && box_distance_sq(p, &self.segment_bounds[i - 1]) >= reach * reach {
+            if reach > 0.0 && box_distance_sq(p, &s.bounds) >= reach * reach {
                 continue;
             }
-            let (d_sq, t) = segment_distance_sq(p, pts[i - 1], pts[i]);
-            let s = self.along[i - 1] + (self.along[i] - self.along[i - 1]) * t;
-            best = best.min(d_sq.sqrt() - self.width_at(s) * 0.5);
+            let (d_sq, t) = segment_distance_sq(p, s.a, s.b);
+            let along = s.along.0 + (s.along.1 - s.along.0) * t;
+            best = best.min(d_sq.sqrt() - self.width_at(along) * 0.5);
         }
         best
     }
 
     fn bounds(&self) -> Bounds {
         self.bounds
+    }
+
+    fn localised(&self, region: Bounds, reach: f32) -> Option<Box<dyn Shape + '_>> {
+        if self.dot.is_some() {
+            return None;
+        }
+        // A segment further than `reach` plus the widest half-width from the region cannot
+        // bring any of its points within `reach` of the stroke's edge.
+        let half = self.start_width.max(self.end_width) * 0.5;
+        let near = region.grown(reach + half + CULL_MARGIN);
+        let segments = self
+            .segments
+            .iter()
+            .filter(|s| s.bounds.overlaps(near))
+            .copied()
+            .collect();
+        Some(Box::new(Stroke {
+            segments,
+            dot: None,
+            start_width: self.start_width,
+            end_width: self.end_width,
+            taper: self.taper,
+            bounds: self.bounds,
+        }))
     }
 }
 
@@ -262,6 +391,34 @@ pub struct Outline<'a> {
 impl Shape for Outline<'_> {
     fn distance(&self, p: Vec2) -> f32 {
         self.shape.distance(p).abs() - self.width * 0.5
+    }
+
+    fn bounds(&self) -> Bounds {
+        self.shape.bounds().grown(self.width * 0.5)
+    }
+
+    fn localised(&self, region: Bounds, reach: f32) -> Option<Box<dyn Shape + '_>> {
+        let shape = self.shape.localised(region, reach + self.width * 0.5)?;
+        Some(Box::new(LocalOutline {
+            shape,
+            width: self.width,
+        }))
+    }
+}
+
+/// [`Outline`] over a localised shape.
+struct LocalOutline<'a> {
+    shape: Box<dyn Shape + 'a>,
+    width: f32,
+}
+
+impl Shape for LocalOutline<'_> {
+    fn distance(&self, p: Vec2) -> f32 {
+        Outline {
+            shape: self.shape.as_ref(),
+            width: self.width,
+        }
+        .distance(p)
     }
 
     fn bounds(&self) -> Bounds {
@@ -288,6 +445,10 @@ impl Shape for Intersect<'_> {
     fn bounds(&self) -> Bounds {
         self.0.bounds().intersection(self.1.bounds())
     }
+
+    fn localised(&self, region: Bounds, reach: f32) -> Option<Box<dyn Shape + '_>> {
+        LocalPair::of(Pair::Intersect, self.0, self.1, region, reach)
+    }
 }
 
 /// Points inside the first shape but not the second.
@@ -309,6 +470,10 @@ impl Shape for Subtract<'_> {
     fn bounds(&self) -> Bounds {
         self.0.bounds()
     }
+
+    fn localised(&self, region: Bounds, reach: f32) -> Option<Box<dyn Shape + '_>> {
+        LocalPair::of(Pair::Subtract, self.0, self.1, region, reach)
+    }
 }
 
 /// Points inside either shape.
@@ -322,10 +487,78 @@ impl Shape for Union<'_> {
     fn bounds(&self) -> Bounds {
         self.0.bounds().union(self.1.bounds())
     }
+
+    fn localised(&self, region: Bounds, reach: f32) -> Option<Box<dyn Shape + '_>> {
+        LocalPair::of(Pair::Union, self.0, self.1, region, reach)
+    }
+}
+
+/// Which combinator a [`LocalPair`] stands in for.
+#[derive(Clone, Copy)]
+enum Pair {
+    Intersect,
+    Subtract,
+    Union,
+}
+
+/// [`Intersect`], [`Subtract`] or [`Union`] over localised shapes: taking the larger or
+/// smaller of two distances keeps "exact within `reach`, beyond it on the same side".
+struct LocalPair<'a> {
+    pair: Pair,
+    first: Local<'a>,
+    second: Local<'a>,
+}
+
+impl<'a> LocalPair<'a> {
+    fn of(
+        pair: Pair,
+        first: &'a dyn Shape,
+        second: &'a dyn Shape,
+        region: Bounds,
+        reach: f32,
+    ) -> Option<Box<dyn Shape + 'a>> {
+        let (first, second) = (
+            Local::of(first, region, reach),
+            Local::of(second, region, reach),
+        );
+        if !first.is_owned() && !second.is_owned() {
+            return None;
+        }
+        Some(Box::new(LocalPair {
+            pair,
+            first,
+            second,
+        }))
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&dyn Shape) -> R) -> R {
+        let (a, b) = (self.first.get(), self.second.get());
+        match self.pair {
+            Pair::Intersect => f(&Intersect(a, b)),
+            Pair::Subtract => f(&Subtract(a, b)),
+            Pair::Union => f(&Union(a, b)),
+        }
+    }
+}
+
+impl Shape for LocalPair<'_> {
+    fn distance(&self, p: Vec2) -> f32 {
+        self.with(|s| s.distance(p))
+    }
+
+    fn distance_within(&self, p: Vec2, limit: f32) -> f32 {
+        self.with(|s| s.distance_within(p, limit))
+    }
+
+    fn bounds(&self) -> Bounds {
+        self.with(|s| s.bounds())
+    }
 }
 
 /// Side of the pixel tiles [`Canvas::paint`] classifies as a whole.
 const TILE: usize = 4;
+/// Side of the blocks of tiles that share one localised shape (a multiple of [`TILE`]).
+const BLOCK: usize = 16;
 
 /// An RGB image being drawn, with the canonical-frame-to-pixel transform of the face on it.
 #[derive(Debug, Clone)]
@@ -454,34 +687,67 @@ impl Canvas {
         let limit = 0.5 * softness / scale;
         // Tiles whose centre is far enough from the edge are wholly outside (skipped) or
         // wholly inside (coverage 1) without evaluating the shape at every pixel; the slack
-        // allows for distance estimates that are not exactly 1-Lipschitz (ellipses).
-        for ty in (y0..y1).step_by(TILE) {
-            for tx in (x0..x1).step_by(TILE) {
-                let (xe, ye) = ((tx + TILE).min(x1), (ty + TILE).min(y1));
-                let centre = self.to_canonical((tx + xe) as f32 * 0.5, (ty + ye) as f32 * 0.5);
-                let radius = v2((xe - tx - 1) as f32, (ye - ty - 1) as f32).length() * 0.5;
-                let slack = 1.25 * radius + 0.5 * softness + 0.5;
-                let dc = shape.distance_within(centre, slack / scale) * scale;
-                if dc > slack {
-                    continue;
-                }
-                let inside = dc < -slack;
-                for y in ty..ye {
-                    for x in tx..xe {
-                        let q = self.to_canonical(x as f32 + 0.5, y as f32 + 0.5);
-                        let coverage = if inside {
-                            1.0
+        // allows for distance estimates that are not exactly 1-Lipschitz (ellipses). Each
+        // block of tiles, and then each tile evaluated per pixel, sees the shape localised to
+        // it (only the polygon edges and stroke segments that can matter there), which gives
+        // the same coverage for less work.
+        let widest = std::f32::consts::SQRT_2 * (TILE - 1) as f32 * 0.5;
+        let tile_slack = |radius: f32| 1.25 * radius + 0.5 * softness + 0.5;
+        for by in (y0..y1).step_by(BLOCK) {
+            for bx in (x0..x1).step_by(BLOCK) {
+                let (bxe, bye) = ((bx + BLOCK).min(x1), (by + BLOCK).min(y1));
+                let block = self.pixel_centre_bounds(bx, by, bxe, bye);
+                let coarse = Local::of(shape, block, tile_slack(widest) / scale);
+                let coarse = coarse.get();
+                for ty in (by..bye).step_by(TILE) {
+                    for tx in (bx..bxe).step_by(TILE) {
+                        let (xe, ye) = ((tx + TILE).min(bxe), (ty + TILE).min(bye));
+                        let centre =
+                            self.to_canonical((tx + xe) as f32 * 0.5, (ty + ye) as f32 * 0.5);
+                        let radius = v2((xe - tx - 1) as f32, (ye - ty - 1) as f32).length() * 0.5;
+                        let slack = tile_slack(radius);
+                        let dc = coarse.distance_within(centre, slack / scale) * scale;
+                        if dc > slack {
+                            continue;
+                        }
+                        let inside = dc < -slack;
+                        let fine = if inside {
+                            None
                         } else {
-                            let d = shape.distance_within(q, limit) * scale;
-                            (0.5 - d / softness).clamp(0.0, 1.0)
+                            let tile = self.pixel_centre_bounds(tx, ty, xe, ye);
+                            Some(Local::of(coarse, tile, limit))
                         };
-                        if coverage > 0.0 {
-                            visit(y * self.width + x, q, coverage);
+                        for y in ty..ye {
+                            for x in tx..xe {
+                                let q = self.to_canonical(x as f32 + 0.5, y as f32 + 0.5);
+                                let coverage = match &fine {
+                                    None => 1.0,
+                                    Some(fine) => {
+                                        let d = fine.get().distance_within(q, limit) * scale;
+                                        (0.5 - d / softness).clamp(0.0, 1.0)
+                                    }
+                                };
+                                if coverage > 0.0 {
+                                    visit(y * self.width + x, q, coverage);
+                                }
+                            }
                         }
                     }
                 }
             }
         }
+    }
+
+    /// Canonical-frame bounds of the centres of pixels `[x0, x1) x [y0, y1)`.
+    fn pixel_centre_bounds(&self, x0: usize, y0: usize, x1: usize, y1: usize) -> Bounds {
+        let (a, b) = (x0 as f32 + 0.5, y0 as f32 + 0.5);
+        let (c, d) = (x1 as f32 - 0.5, y1 as f32 - 0.5);
+        Bounds::of_points(&[
+            self.to_canonical(a, b),
+            self.to_canonical(c, b),
+            self.to_canonical(c, d),
+            self.to_canonical(a, d),
+        ])
     }
 }
 
@@ -507,6 +773,7 @@ pub fn shade(a: Rgb, k: f32) -> Rgb {
 
 #[cfg(test)]
 mod tests {
+    use super::super::rng::SynthRng;
     use super::*;
 
     fn canvas() -> Canvas {
@@ -590,6 +857,87 @@ mod tests {
                 (0.5 - shape.distance(q) * t.scale / softness).clamp(0.0, 1.0)
             })
             .collect()
+    }
+
+    /// Checks the [`Shape::localised`] contract of `shape` over random regions: the same
+    /// distance where it is within `reach`, the same side beyond `reach` elsewhere.
+    fn check_localised(name: &str, shape: &dyn Shape, rng: &mut SynthRng) -> usize {
+        let mut exact = 0;
+        for _ in 0..300 {
+            let corner = v2(rng.range(-4.0, 48.0), rng.range(-4.0, 48.0));
+            let size = v2(rng.range(0.5, 16.0), rng.range(0.5, 16.0));
+            let region = Bounds::of_points(&[corner, corner + size]);
+            let reach = rng.range(0.3, 4.0);
+            let Some(local) = shape.localised(region, reach) else {
+                continue;
+            };
+            for _ in 0..20 {
+                let p = v2(
+                    rng.range(region.min.x, region.max.x),
+                    rng.range(region.min.y, region.max.y),
+                );
+                let (full, near) = (shape.distance(p), local.distance(p));
+                if full.abs() <= reach {
+                    assert_eq!(
+                        full, near,
+                        "{name} at {p:?}, region {region:?}, reach {reach}"
+                    );
+                    exact += 1;
+                } else {
+                    assert!(
+                        near.signum() == full.signum() && near.abs() > reach,
+                        "{name} at {p:?}: {near} stands in for {full} (reach {reach})"
+                    );
+                }
+            }
+        }
+        exact
+    }
+
+    #[test]
+    fn localised_shapes_keep_the_distance_near_the_edge() {
+        let mut rng = SynthRng::keyed(77, &[0]);
+        // A concave polygon (a star), a bent tapered stroke, a constant-width one, and
+        // combinations of them.
+        let star = Polygon::new(
+            (0..14)
+                .map(|i| {
+                    let angle = i as f32 * std::f32::consts::TAU / 14.0;
+                    let r = if i % 2 == 0 { 20.0 } else { 9.0 };
+                    v2(22.0 + r * angle.cos(), 22.0 + r * angle.sin())
+                })
+                .collect(),
+        );
+        let bent = Stroke::tapered(
+            vec![v2(2.0, 40.0), v2(14.0, 8.0), v2(30.0, 30.0), v2(44.0, 4.0)],
+            5.0,
+            1.0,
+            0.25,
+        );
+        let line = Stroke::new(vec![v2(0.0, 20.0), v2(20.0, 24.0), v2(46.0, 18.0)], 2.0);
+        let disc = Ellipse::circle(v2(30.0, 26.0), 10.0);
+        let ring = Outline {
+            shape: &star,
+            width: 3.0,
+        };
+        let shapes: Vec<(&str, Box<dyn Shape + '_>)> = vec![
+            ("star", Box::new(star.clone())),
+            ("bent", Box::new(bent.clone())),
+            ("line", Box::new(line.clone())),
+            ("ring", Box::new(ring)),
+            ("star and disc", Box::new(Intersect(&star, &disc))),
+            ("star less bent", Box::new(Subtract(&star, &bent))),
+            ("line or disc", Box::new(Union(&line, &disc))),
+        ];
+        for (name, shape) in &shapes {
+            let exact = check_localised(name, shape.as_ref(), &mut rng);
+            assert!(
+                exact > 100,
+                "{name}: only {exact} points near the edge were checked"
+            );
+        }
+        // An ellipse is cheap as it is.
+        assert!(disc.localised(disc.bounds(), 1.0).is_none());
     }
 
     #[test]
