@@ -124,7 +124,7 @@ pub struct Polygon {
     edges: Vec<Edge>,
     /// Edges that only count for the inside test: too far from the region to be the nearest,
     /// but possibly crossed by the rays cast from its points.
-    crossed_only: Vec<(Vec2, Vec2)>,
+    crossed_only: Vec<Edge>,
     bounds: Bounds,
 }
 
@@ -190,8 +190,8 @@ impl Shape for Polygon {
                 best = best.min(segment_distance_sq(p, e.a, e.b).0);
             }
         }
-        for &(a, b) in &self.crossed_only {
-            inside ^= ray_crosses(p, a, b);
+        for e in &self.crossed_only {
+            inside ^= ray_crosses(p, e.a, e.b);
         }
         let d = best.sqrt();
         if inside {
@@ -220,14 +220,10 @@ impl Shape for Polygon {
             if e.bounds.overlaps(near) {
                 edges.push(*e);
             } else if may_cross(&e.bounds) {
-                crossed_only.push((e.a, e.b));
+                crossed_only.push(*e);
             }
         }
-        for &(a, b) in &self.crossed_only {
-            if may_cross(&Bounds::of_points(&[a, b])) {
-                crossed_only.push((a, b));
-            }
-        }
+        crossed_only.extend(self.crossed_only.iter().filter(|e| may_cross(&e.bounds)));
         // No edges at all: every point of the region is outside (a point inside would cross
         // an edge of its row), which the infinite distance says.
         Some(Box::new(Polygon {
