@@ -138,6 +138,8 @@ pub fn age_lines(canvas: &mut Canvas, l: &Layout, spec: &FaceSpec, detail: &mut 
     // Deeper marks are darker, not more opaque: opacity, which grows with age, stays short
     // of 1 and keeps telling ages apart.
     let crease = shade(l.skin, 1.0 - 0.45 * look.age_marks);
+    // Wider too: at the demo's patch 8 a one-pixel crease is an eighth of a patch column.
+    let wide = look.age_marks;
     if w > 0.12 && !look.bangs {
         let count = 1 + (w * 3.2) as usize;
         for k in 0..count.min(4) {
@@ -154,7 +156,7 @@ pub fn age_lines(canvas: &mut Canvas, l: &Layout, spec: &FaceSpec, detail: &mut 
                     v2(cx + half, y + 1.0),
                     10,
                 ),
-                1.0 + 0.7 * w,
+                (1.0 + 0.7 * w) * wide,
                 crease,
                 0.25 + 0.65 * w,
             );
@@ -177,7 +179,7 @@ pub fn age_lines(canvas: &mut Canvas, l: &Layout, spec: &FaceSpec, detail: &mut 
                 corner + v2(s * 2.5, 3.0),
                 10,
             ),
-            1.4,
+            1.4 * wide,
             crease,
             0.08 + 0.65 * w + smile_fold,
         );
@@ -188,7 +190,7 @@ pub fn age_lines(canvas: &mut Canvas, l: &Layout, spec: &FaceSpec, detail: &mut 
             line(
                 canvas,
                 vec![eye_corner, eye_corner + dir * (3.0 + 1.5 * crows)],
-                0.9,
+                0.9 * wide,
                 crease,
                 0.75 * crows,
             );
@@ -197,7 +199,7 @@ pub fn age_lines(canvas: &mut Canvas, l: &Layout, spec: &FaceSpec, detail: &mut 
         line(
             canvas,
             vec![corner + v2(s * 0.5, 1.0), corner + v2(s * 1.5, 6.5)],
-            1.0,
+            1.0 * wide,
             crease,
             0.7 * marionette,
         );
