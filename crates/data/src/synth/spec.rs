@@ -124,6 +124,8 @@ pub struct Look {
     pub sag: f32,
     /// How dark the creases of age are drawn: 1 to scale, 1 + c/2 under caricature.
     pub age_marks: f32,
+    /// How wide the creases of age are drawn: 1 to scale, 1 + c under caricature.
+    pub crease_width: f32,
     /// Fraction of grey hair.
     pub grey: f32,
     pub expression: Expression,
@@ -252,8 +254,15 @@ impl Look {
                 } else {
                     0.07
                 };
-        let onset = person.greying_onset;
-        let grey = (person.greying_rate * smoothstep(onset, onset + 35.0, age)).clamp(0.0, 1.0);
+        // Greying differs from person to person (rate, onset 30-48, over 35 years); under
+        // caricature c it follows age (rate and onset c of the way to the average, c = 1:
+        // all the way) and spans more years (onset 10c earlier, over 35 + 20c), so that
+        // hair tells ages apart.
+        let c = policy.caricature;
+        let pull = c.min(1.0);
+        let rate = person.greying_rate + (0.95 - person.greying_rate) * pull;
+        let onset = person.greying_onset + (39.0 - person.greying_onset) * pull - 10.0 * c;
+        let grey = (rate * smoothstep(onset, onset + 35.0 + 20.0 * c, age)).clamp(0.0, 1.0);
         let bags = age > 20.0 && person.bags_disposition < 0.05 + 0.85 * ramp(25.0, 70.0, age);
         let double_chin = age > 18.0
             && person.double_chin_disposition
@@ -322,7 +331,6 @@ impl Look {
         // Drawn to scale, a 12- and a 22-year-old differ by a pixel of proportions and a 72-
         // and an 80-year-old hardly at all: caricature spreads the marks of age over the
         // whole range and deepens them, so that ages a few years apart look different.
-        let c = policy.caricature;
         Look {
             age,
             child: ramp(20.0 + 5.0 * c, 1.0, age).powf(1.3),
@@ -331,6 +339,7 @@ impl Look {
             marionette: ramp(55.0 - 5.0 * c, 80.0 + 5.0 * c, age),
             sag: ramp(48.0, 80.0, age) * (1.0 + 0.5 * c),
             age_marks: 1.0 + 0.5 * c,
+            crease_width: 1.0 + c,
             grey,
             expression,
             // Cleaner pictures also exaggerate expressions, up to 1.5x in a studio shot.
@@ -550,12 +559,57 @@ mod tests {
                 FaceSpec::sample(i, &person, None, policy, &mut SynthRng::keyed(5, &[1, i]))
             };
             let (a, b) = (draw(&plain), draw(&strong));
-            assert_eq!(a.labels, b.labels, "image {i}");
+            // Greying follows age under caricature, so Gray_Hair (and with it Black, Blond
+            // and Brown_Hair) may change; nothing else.
+            let (mut la, mut lb) = (a.labels.clone(), b.labels.clone());
+            for hair in [
+                attr::BLACK_HAIR,
+                attr::BLOND_HAIR,
+                attr::BROWN_HAIR,
+                attr::GRAY_HAIR,
+            ] {
+                la.attributes[hair] = false;
+                lb.attributes[hair] = false;
+            }
+            assert_eq!(la, lb, "image {i}");
             assert!((b.look.intensity - 2.0 * a.look.intensity).abs() < 1e-5);
             assert!((b.look.mouth_gap - 2f32.sqrt() * a.look.mouth_gap).abs() < 1e-5);
             assert!((b.scene.transform.scale - 1.25 * a.scene.transform.scale).abs() < 1e-5);
         }
         assert_eq!(plain.with_caricature(7.0).caricature, 2.0);
+    }
+
+    #[test]
+    fn caricature_makes_greying_follow_age() {
+        let grey = |i: u64, age: f32, c: f32| {
+            let person = Identity::sample(&mut SynthRng::keyed(5, &[0, i]), AgeRange::default());
+            let policy = ImagePolicy::portraits().with_caricature(c);
+            FaceSpec::sample(
+                i,
+                &person,
+                Some(age),
+                &policy,
+                &mut SynthRng::keyed(5, &[1, i]),
+            )
+            .look
+            .grey
+        };
+        let plain: Vec<f32> = (0..20).map(|i| grey(i, 55.0, 0.0)).collect();
+        let spread = |v: &[f32]| {
+            v.iter().cloned().fold(f32::MIN, f32::max) - v.iter().cloned().fold(f32::MAX, f32::min)
+        };
+        assert!(
+            spread(&plain) > 0.2,
+            "people grey differently to scale: {plain:?}"
+        );
+        for age in [20.0f32, 35.0, 55.0, 75.0] {
+            let strong: Vec<f32> = (0..20).map(|i| grey(i, age, 1.0)).collect();
+            assert!(spread(&strong) < 1e-6, "age {age}: {strong:?}");
+        }
+        // And it starts earlier and goes on longer: some grey at 35, more at 75 than at 55.
+        assert!(grey(0, 35.0, 1.0) > 0.0);
+        assert!(grey(0, 75.0, 1.0) > grey(0, 55.0, 1.0));
+        assert!(grey(0, 55.0, 1.0) > grey(0, 35.0, 1.0));
     }
 
     #[test]
@@ -581,12 +635,14 @@ mod tests {
             assert!(change > 0.01, "ages {age} and {}: {change}", age + 1);
         }
         assert_eq!(look(40.0, 1.0).age_marks, 1.5);
+        assert_eq!(look(40.0, 1.0).crease_width, 2.0);
         // Caricature 0 keeps the to-scale ramps.
         assert_eq!(look(47.0, 0.0).wrinkles, 0.5);
         assert_eq!(look(64.0, 0.0).sag, 0.5);
         assert_eq!(look(52.0, 0.0).crows, 0.5);
         assert_eq!(look(67.5, 0.0).marionette, 0.5);
         assert_eq!(look(50.0, 0.0).age_marks, 1.0);
+        assert_eq!(look(50.0, 0.0).crease_width, 1.0);
     }
 
     #[test]

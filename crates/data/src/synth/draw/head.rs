@@ -139,7 +139,7 @@ pub fn age_lines(canvas: &mut Canvas, l: &Layout, spec: &FaceSpec, detail: &mut 
     // of 1 and keeps telling ages apart.
     let crease = shade(l.skin, 1.0 - 0.45 * look.age_marks);
     // Wider too: at the demo's patch 8 a one-pixel crease is an eighth of a patch column.
-    let wide = look.age_marks;
+    let wide = look.crease_width;
     if w > 0.12 && !look.bangs {
         let count = 1 + (w * 3.2) as usize;
         for k in 0..count.min(4) {
