@@ -28,10 +28,11 @@ pub struct ImagePolicy {
     /// draws are made at any level, so only the amounts change.
     pub nuisance: f32,
     /// Caricature, 0..=2: 0 drawn to scale; higher draws expressions stronger (intensity 1 + c
-    /// times, mouth opening its square root), the face larger in the frame (1 + c/4 times) and
-    /// the marks of age deeper (1 + c/2 times) and over a wider span of years (see [`Look`]),
-    /// so that a small model learns the cues in minutes (the CPU demo). Same draws at any
-    /// level.
+    /// times, mouth opening its square root), the face larger in the frame (1 + c/4 times),
+    /// the marks of age deeper (1 + c/2 times), wider (1 + c) and over a wider span of years,
+    /// and greying that follows age rather than the person (see [`Look`]), so that a small
+    /// model learns the cues in minutes (the CPU demo). Same draws at any level; the labels
+    /// change only where greying does (the hair colour attributes).
     pub caricature: f32,
 }
 
