@@ -27,6 +27,10 @@ pub enum HairTexture {
     Curly,
 }
 
+/// Ranges [`Identity::greying_rate`] and [`Identity::greying_onset`] are drawn from.
+pub const GREYING_RATES: (f32, f32) = (0.6, 1.3);
+pub const GREYING_ONSETS: (f32, f32) = (30.0, 48.0);
+
 /// Range the base age of identities is drawn from (years).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AgeRange {
@@ -326,8 +330,8 @@ impl Identity {
             parting: rng.symmetric(9.0),
             texture,
             bangs: rng.chance(sex(0.18, 0.38)),
-            greying_rate: rng.range(0.6, 1.3),
-            greying_onset: rng.range(30.0, 48.0),
+            greying_rate: rng.range(GREYING_RATES.0, GREYING_RATES.1),
+            greying_onset: rng.range(GREYING_ONSETS.0, GREYING_ONSETS.1),
             grey_shade: {
                 let level = rng.range(0.58, 0.92);
                 let tint = rng.symmetric(0.03);

@@ -2,7 +2,7 @@
 //! accessories), the nuisance (pose, background, light, noise) and the labels that follow.
 
 use super::geom::{v2, Similarity, Vec2};
-use super::identity::{HairColour, HairTexture, Identity};
+use super::identity::{HairColour, HairTexture, Identity, GREYING_ONSETS, GREYING_RATES};
 use super::labels::{attr, Expression, FaceLabels, ATTRIBUTE_COUNT};
 use super::raster::Rgb;
 use super::rng::SynthRng;
@@ -261,8 +261,10 @@ impl Look {
         // hair tells ages apart.
         let c = policy.caricature;
         let pull = c.min(1.0);
-        let rate = person.greying_rate + (0.95 - person.greying_rate) * pull;
-        let onset = person.greying_onset + (39.0 - person.greying_onset) * pull - 10.0 * c;
+        let middle = |(lo, hi): (f32, f32)| 0.5 * (lo + hi);
+        let rate = person.greying_rate + (middle(GREYING_RATES) - person.greying_rate) * pull;
+        let onset = person.greying_onset + (middle(GREYING_ONSETS) - person.greying_onset) * pull
+            - 10.0 * c;
         let grey = (rate * smoothstep(onset, onset + 35.0 + 20.0 * c, age)).clamp(0.0, 1.0);
         let bags = age > 20.0 && person.bags_disposition < 0.05 + 0.85 * ramp(25.0, 70.0, age);
         let double_chin = age > 18.0
