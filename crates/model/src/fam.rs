@@ -288,6 +288,60 @@ impl ConvLayer {
     }
 }
 
+/// Branch convs of the same input side by side: one conv per level (weights concatenated)
+/// where the weights are smaller than what the conv writes, else each branch's conv in turn
+/// (copying large weights every step costs more than the one larger kernel saves).
+///
+/// x: [B, in, H, W] -> [B, N·D, H', W'], branch i's D channels at i·D..(i + 1)·D
+fn convs_side_by_side(layers: &[&ConvLayer], x: &Tensor) -> Option<Tensor> {
+    let (b, h, w) = (x.size()[0], x.size()[2], x.size()[3]);
+    let level = |convs: &[&Conv2d], x: &Tensor| -> Tensor {
+        let fan_in: i64 = convs[0].weight.size()[1..].iter().product();
+        if fan_in <= b * h * w {
+            if let Some(y) = Conv2d::forward_concatenated(convs, x) {
+                return y;
+            }
+        }
+        Tensor::cat(&convs.iter().map(|c| c.forward(x)).collect::<Vec<_>>(), 1)
+    };
+    match layers.first()? {
+        ConvLayer::Normal(_) => {
+            let convs = layers
+                .iter()
+                .map(|l| match l {
+                    ConvLayer::Normal(conv) => Some(conv),
+                    ConvLayer::Split { .. } => None,
+                })
+                .collect::<Option<Vec<&Conv2d>>>()?;
+            Some(level(&convs, x))
+        }
+        ConvLayer::Split { cuts, .. } => {
+            let branches = layers
+                .iter()
+                .map(|l| match l {
+                    ConvLayer::Split { convs, cuts: c } if c == cuts => Some(convs),
+                    _ => None,
+                })
+                .collect::<Option<Vec<&Vec<Conv2d>>>>()?;
+            let n = branches.len() as i64;
+            let outputs: Vec<Tensor> = x
+                .split_with_sizes(cuts.as_slice(), 1)
+                .iter()
+                .enumerate()
+                .map(|(j, input)| {
+                    let convs: Vec<&Conv2d> = branches.iter().map(|c| &c[j]).collect();
+                    let y = level(&convs, input);
+                    let size = y.size();
+                    y.view([b, n, -1, size[2], size[3]])
+                })
+                .collect();
+            let y = Tensor::cat(&outputs, 2);
+            let size = y.size();
+            Some(y.view([b, -1, size[3], size[4]]))
+        }
+    }
+}
+
 /// Global max pooling over H, W. Max pooling (not `amax`) so that the gradient goes to
 /// one element per channel, as `AdaptiveMaxPool2d` / `max_pool2d` do.
 ///
@@ -329,6 +383,45 @@ impl ChannelGate {
         let (b, c) = (x.size()[0], x.size()[1]);
         let logits = self.mlp(&global_avg_pool(x)) + self.mlp(&global_max_pool(x));
         x * logits.sigmoid().view([b, c, 1, 1])
+    }
+
+    /// N gates at once, gate i on channels i·C..(i + 1)·C: their MLPs as batched matmuls.
+    ///
+    /// x: [B, N·C, H, W] -> [B, N·C, H, W]
+    fn forward_side_by_side(gates: &[&ChannelGate], x: &Tensor) -> Tensor {
+        let n = gates.len() as i64;
+        let (b, channels) = (x.size()[0], x.size()[1]);
+        // [N, out, in] -> [N, in, out], and the biases as [N, 1, out].
+        let stacked = |layer: fn(&ChannelGate) -> &Linear| {
+            let weight = Tensor::stack(
+                &gates.iter().map(|g| &layer(g).weight).collect::<Vec<_>>(),
+                0,
+            )
+            .transpose(1, 2);
+            let biases: Vec<&Tensor> = gates
+                .iter()
+                .filter_map(|g| layer(g).bias.as_ref())
+                .collect();
+            let bias =
+                (biases.len() == gates.len()).then(|| Tensor::stack(&biases, 0).unsqueeze(1));
+            (weight, bias)
+        };
+        let (w1, b1) = stacked(|g| &g.fc1);
+        let (w2, b2) = stacked(|g| &g.fc2);
+        let affine = |x: Tensor, w: &Tensor, bias: &Option<Tensor>| match bias {
+            Some(bias) => bias.baddbmm(&x, w, 1.0, 1.0),
+            None => x.bmm(w),
+        };
+        // [B, N·C] -> [N, B, C] -> MLP -> [N, B, C]
+        let mlp = |pooled: Tensor| {
+            let pooled = pooled.view([b, n, -1]).transpose(0, 1);
+            affine(affine(pooled, &w1, &b1).relu(), &w2, &b2)
+        };
+        let logits = mlp(global_avg_pool(x)) + mlp(global_max_pool(x));
+        x * logits
+            .sigmoid()
+            .transpose(0, 1)
+            .reshape([b, channels, 1, 1])
     }
 }
 
@@ -536,12 +629,71 @@ impl FeatureAttentionModule {
             Some(conv) => conv.forward(x),
             None => x.shallow_clone(),
         };
+        match self.side_by_side(&x, train)? {
+            Some(y) => Ok(y),
+            None => self.one_by_one(&x, train),
+        }
+    }
+
+    /// x (after the shared conv, if any) -> [branches, B, feature_dim]
+    fn one_by_one(&self, x: &Tensor, train: bool) -> Result<Tensor, ModelError> {
         let outputs = self
             .nets
             .iter()
-            .map(|net| net.f_forward_t(&x, train))
+            .map(|net| net.f_forward_t(x, train))
             .collect::<Result<Vec<Tensor>, ModelError>>()?;
         Ok(Tensor::stack(&outputs, 0))
+    }
+
+    /// The same function as [`Self::one_by_one`] (up to float rounding), with the branches
+    /// side by side in one [B, N·D, H, W] tensor: the channel gate, ReLU and pooling act
+    /// per channel, so each runs once for all branches instead of N times on small
+    /// tensors; then each branch's BatchNorm normalises its own D channels. `None` where a
+    /// branch has a spatial gate (it mixes channels) or the branches' convs differ in shape.
+    fn side_by_side(&self, x: &Tensor, train: bool) -> Result<Option<Tensor>, ModelError> {
+        let Some(first) = self.nets.first() else {
+            return Ok(None);
+        };
+        let alike = self.nets.iter().all(|net| {
+            matches!(net.spatial_attention, SpatialGateKind::None)
+                && net.channel_attention.is_some() == first.channel_attention.is_some()
+                && net.conv.is_some() == first.conv.is_some()
+                && net.pooling == first.pooling
+        });
+        if !alike {
+            return Ok(None);
+        }
+        let n = self.nets.len() as i64;
+        let mut y = if first.conv.is_some() {
+            let convs: Vec<&ConvLayer> = self.nets.iter().filter_map(|n| n.conv.as_ref()).collect();
+            match convs_side_by_side(&convs, x) {
+                Some(y) => y,
+                None => return Ok(None),
+            }
+        } else {
+            x.repeat([1, n, 1, 1])
+        };
+        let gates: Vec<&ChannelGate> = self
+            .nets
+            .iter()
+            .filter_map(|n| n.channel_attention.as_ref())
+            .collect();
+        if !gates.is_empty() {
+            y = ChannelGate::forward_side_by_side(&gates, &y);
+        }
+        let y = y.relu();
+        let pooled = match first.pooling {
+            Pooling::Max => global_max_pool(&y),
+            Pooling::Avg => global_avg_pool(&y),
+        };
+        let dim = pooled.size()[1] / n;
+        let outputs = pooled
+            .split(dim, 1)
+            .iter()
+            .zip(&self.nets)
+            .map(|(part, net)| net.norm.f_forward_t(part, train))
+            .collect::<Result<Vec<Tensor>, ModelError>>()?;
+        Ok(Some(Tensor::stack(&outputs, 0)))
     }
 }
 
@@ -699,6 +851,120 @@ mod tests {
         assert_eq!(fam.forward_t(&x, true).size(), [11, 2, 32]);
         let spatial_bn = &vars["fam.nets.0.spatial_attention.spatial.bn.num_batches_tracked"];
         assert_eq!(i64::try_from(spatial_bn).unwrap(), 1);
+    }
+
+    /// Output and gradients (input, a conv weight, a gate weight) of the branches one by
+    /// one and side by side, in training mode.
+    fn one_by_one_and_side_by_side(cfg: &FamConfig, x_size: [i64; 4]) -> (f64, f64) {
+        tch::manual_seed(3);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let fam = FeatureAttentionModule::new(&(vs.root() / "fam"), cfg).unwrap();
+        let vars = vs.variables();
+        let x = Tensor::randn(x_size, (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        let conv = if cfg.conv_shared {
+            "fam.conv"
+        } else {
+            "fam.nets.4.conv"
+        };
+        let conv_key = match cfg.conv_mode {
+            ConvMode::Normal => format!("{conv}.conv.weight"),
+            ConvMode::Split => format!("{conv}.convs.1.weight"),
+        };
+        let mut watched = vec![&x, &vars[&conv_key]];
+        if cfg.channel_attention == ChannelAttention::Cbam {
+            watched.push(&vars["fam.nets.7.channel_attention.mlp.3.weight"]);
+        }
+        let run = |side_by_side: bool| {
+            let input = match &fam.conv {
+                Some(conv) => conv.forward(&x),
+                None => x.shallow_clone(),
+            };
+            let y = if side_by_side {
+                fam.side_by_side(&input, true)
+                    .unwrap()
+                    .expect("the side-by-side path")
+            } else {
+                fam.one_by_one(&input, true).unwrap()
+            };
+            // A fixed random projection, so that every output element has its own weight.
+            tch::manual_seed(4);
+            let loss = (&y * Tensor::randn(y.size(), (Kind::Float, Device::Cpu))).sum(Kind::Float);
+            let grads = Tensor::run_backward(&[loss], &watched, false, false);
+            (y, grads)
+        };
+        let (y1, g1) = run(false);
+        let (y2, g2) = run(true);
+        assert_eq!(
+            y1.size(),
+            [cfg.branch_num as i64, x_size[0], cfg.feature_dim]
+        );
+        let output_diff = f64::try_from((&y1 - &y2).abs().max()).unwrap();
+        let grad_diff = g1
+            .iter()
+            .zip(&g2)
+            .map(|(a, b)| {
+                assert!(
+                    f64::try_from(a.abs().max()).unwrap() > 0.0,
+                    "a gradient is zero"
+                );
+                f64::try_from((a - b).abs().max() / a.abs().max()).unwrap()
+            })
+            .fold(0.0, f64::max);
+        (output_diff, grad_diff)
+    }
+
+    #[test]
+    fn side_by_side_branches_compute_what_the_branches_one_by_one_do() {
+        let split = FamConfig {
+            in_chans: 24,
+            level_chans: vec![8, 16],
+            feature_dim: 32,
+            ..FamConfig::default()
+        };
+        let cases = [
+            // Small weights: one conv per level with the branches' weights concatenated.
+            ("split, concatenated weights", split.clone(), [8, 24, 5, 5]),
+            // 16·9 weights per output channel against 2·3·3 outputs: conv by conv.
+            ("split, conv by conv", split.clone(), [2, 24, 3, 3]),
+            (
+                "normal conv, no channel gate, average pooling",
+                FamConfig {
+                    conv_mode: ConvMode::Normal,
+                    channel_attention: ChannelAttention::None,
+                    pooling: Pooling::Avg,
+                    ..split.clone()
+                },
+                [4, 24, 5, 5],
+            ),
+            (
+                "shared conv",
+                FamConfig {
+                    conv_shared: true,
+                    ..split.clone()
+                },
+                [4, 24, 5, 5],
+            ),
+        ];
+        for (name, cfg, x_size) in cases {
+            let (output_diff, grad_diff) = one_by_one_and_side_by_side(&cfg, x_size);
+            assert!(
+                output_diff < 1e-5,
+                "{name}: outputs differ by {output_diff}"
+            );
+            assert!(
+                grad_diff < 1e-5,
+                "{name}: gradients differ by {grad_diff} (relative)"
+            );
+        }
+        // A spatial gate mixes channels: those branches run one by one.
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = FamConfig {
+            spatial_attention: SpatialAttention::Cbam,
+            ..split
+        };
+        let fam = FeatureAttentionModule::new(&vs.root(), &cfg).unwrap();
+        let x = Tensor::randn([2, 24, 5, 5], (Kind::Float, Device::Cpu));
+        assert!(fam.side_by_side(&x, false).unwrap().is_none());
     }
 
     #[test]

@@ -272,9 +272,43 @@ impl Conv2d {
 
     /// x: [B, in, H, W] -> [B, out, H', W']
     pub fn forward(&self, x: &Tensor) -> Tensor {
+        self.forward_with(x, &self.weight, self.bias.as_ref())
+    }
+
+    /// Several convs of the same input as one: their weights (and biases) concatenated
+    /// along the output channels, so one large kernel runs instead of many small ones.
+    /// The convs must share kernel size, stride and padding (and all have a bias or none);
+    /// `None` when they do not or when there are none.
+    ///
+    /// x: [B, in, H, W] -> [B, Σ out, H', W']
+    pub fn forward_concatenated(convs: &[&Conv2d], x: &Tensor) -> Option<Tensor> {
+        let first = convs.first()?;
+        let alike = convs.iter().all(|c| {
+            c.stride == first.stride
+                && c.padding == first.padding
+                && c.weight.size()[1..] == first.weight.size()[1..]
+                && c.bias.is_some() == first.bias.is_some()
+        });
+        if !alike {
+            return None;
+        }
+        let weight = Tensor::cat(&convs.iter().map(|c| &c.weight).collect::<Vec<_>>(), 0);
+        let bias = first.bias.is_some().then(|| {
+            Tensor::cat(
+                &convs
+                    .iter()
+                    .filter_map(|c| c.bias.as_ref())
+                    .collect::<Vec<_>>(),
+                0,
+            )
+        });
+        Some(first.forward_with(x, &weight, bias.as_ref()))
+    }
+
+    fn forward_with(&self, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
         x.conv2d(
-            &self.weight,
-            self.bias.as_ref(),
+            weight,
+            bias,
             [self.stride, self.stride],
             [self.padding, self.padding],
             [1, 1],
