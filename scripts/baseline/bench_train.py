@@ -22,6 +22,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+import swinface_torch
 from swinface_torch import SwinFace, TASK_NAMES
 
 GENDER = TASK_NAMES.index("Gender")
@@ -31,10 +32,11 @@ ATTRIBUTES = TASK_NAMES[1:41]
 class PartialFC(torch.nn.Module):
     """insightface's PartialFC_V2 on one rank, with CombinedMarginLoss (s = 64)."""
 
-    def __init__(self, embedding_size, num_classes, sample_rate, margins, fp16):
+    def __init__(self, embedding_size, num_classes, sample_rate, margins, amp_dtype):
         super().__init__()
         self.weight = torch.nn.Parameter(torch.normal(0, 0.01, (num_classes, embedding_size)))
-        self.num_classes, self.sample_rate, self.fp16 = num_classes, sample_rate, fp16
+        # amp_dtype: the logits' autocast dtype, None in fp32.
+        self.num_classes, self.sample_rate, self.amp_dtype = num_classes, sample_rate, amp_dtype
         self.m1, self.m2, self.m3 = margins
         self.s = 64.0
 
@@ -52,7 +54,8 @@ class PartialFC(torch.nn.Module):
                     index = positive
                 labels = torch.searchsorted(index, labels)
             weight = self.weight[index]
-        with torch.autocast("cuda", enabled=self.fp16 and embeddings.is_cuda):
+        with torch.autocast(embeddings.device.type, dtype=self.amp_dtype or torch.float16,
+                            enabled=self.amp_dtype is not None):
             logits = F.linear(F.normalize(embeddings), F.normalize(weight))
         logits = logits.float().clamp(-1, 1)
         rows = torch.arange(labels.size(0), device=labels.device)
@@ -78,19 +81,27 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--amp", default="fp32", choices=["fp32", "fp16", "bf16"])
+    ap.add_argument("--amp", default=None, choices=["fp32", "fp16", "bf16"],
+                    help="precision (default: the spec's); fp16 is fp32 off the GPU, as ours")
     ap.add_argument("--flops", action="store_true", help="count one step's FLOPs (FlopCounterMode)")
     args = ap.parse_args()
     spec = json.loads(args.spec)
     dev = torch.device(args.device)
-    amp = args.amp if dev.type == "cuda" else "fp32"
+    amp = args.amp or spec.get("amp", "fp32")
+    if dev.type != "cuda" and amp == "fp16":
+        amp = "fp32"
+    if dev.type == "cpu" and amp == "bf16":
+        # Ours runs the same regions under CPU autocast (crates/model/tests/autocast.rs
+        # patches the replica the same way).
+        swinface_torch.autocast = lambda enabled, dtype: torch.autocast(
+            "cpu", dtype=dtype, enabled=enabled)
     amp_dtype = torch.bfloat16 if amp == "bf16" else torch.float16
     torch.manual_seed(0)
     model = SwinFace(amp_dtype=amp_dtype, spec=spec["model"]).to(dev).train()
     model.set_amp(amp != "fp32")
     r, a, c, e = spec["batches"]
     pfc = PartialFC(spec["model"]["embedding_size"], spec["num_classes"], spec["sample_rate"],
-                    spec["margin_list"], amp == "fp16").to(dev)
+                    spec["margin_list"], None if amp == "fp32" else amp_dtype).to(dev)
     lr, wd = spec["lr"], spec["weight_decay"]
     backbone = list(model.backbone.parameters())
     heads = [p for n, p in model.named_parameters() if not n.startswith("backbone.")]

@@ -128,10 +128,17 @@ fn precision_modes() {
     assert_eq!(AmpMode::Fp16.for_device(Device::Cuda(0)), AmpMode::Fp16);
     assert!(AmpMode::Fp16.uses_grad_scaler() && !AmpMode::Bf16.uses_grad_scaler());
 
-    // Training on the CPU runs fp32: no autocast setting, whatever the mode.
-    for mode in [AmpMode::Fp32, AmpMode::Fp16, AmpMode::Bf16] {
+    // On the CPU fp16 runs fp32 (the official CUDA-only regions); bf16 asks for CPU
+    // autocast in bf16 over the same regions.
+    for mode in [AmpMode::Fp32, AmpMode::Fp16] {
         assert_eq!(mode.autocast(Device::Cpu).unwrap(), None, "{mode:?}");
     }
+    assert_eq!(AmpMode::Bf16.for_device(Device::Cpu), AmpMode::Bf16);
+    let cpu_bf16 = AmpMode::Bf16.autocast(Device::Cpu).unwrap().unwrap();
+    assert_eq!(
+        (cpu_bf16.device(), cpu_bf16.dtype()),
+        (AutocastDevice::Cpu, Kind::BFloat16)
+    );
     assert_eq!(AmpMode::Fp32.autocast(Device::Cuda(0)).unwrap(), None);
     // CUDA autocast flags are thread-local switches: settable without a GPU.
     let fp16 = AmpMode::Fp16.autocast(Device::Cuda(0)).unwrap().unwrap();

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use swinface_data::augment::EvalTransform;
+use swinface_loss::AmpMode;
 use tch::Device;
 
 use self::checkpoint::{BestRecord, CheckpointStore, TrainState, STATE_FORMAT, STATE_VERSION};
@@ -250,6 +251,15 @@ fn train(args: &TrainArgs, mut config: TrainConfig, dist: &Dist) -> Result<ExitC
         steps_per_epoch,
         output.display()
     ));
+    if device == Device::Cpu && config.amp.mode(device) == AmpMode::Bf16 {
+        progress.line(&if cpu_has_bf16_instructions() == Some(false) {
+            "warning: amp_mode bf16 on a CPU without bf16 instructions (AVX512-BF16, AMX): \
+             libtorch emulates them, slower than fp32 (--set amp_mode=fp32)"
+                .to_owned()
+        } else {
+            "  mixed precision: bf16 autocast on the CPU (the official regions)".to_owned()
+        });
+    }
     if world_size > 1 {
         progress.line(&format!(
             "  data parallel: {world_size} ranks, {} images per step in all",
@@ -595,6 +605,18 @@ fn log_step(
         progress.log_only(&line);
     }
     Ok(())
+}
+
+/// Whether this CPU has native bf16 instructions (Linux's `/proc/cpuinfo` flags
+/// `avx512_bf16` or `amx_bf16`); `None` where that file cannot be read.
+fn cpu_has_bf16_instructions() -> Option<bool> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let flags = info.lines().find(|l| l.starts_with("flags"))?;
+    Some(
+        flags
+            .split_whitespace()
+            .any(|f| f == "avx512_bf16" || f == "amx_bf16"),
+    )
 }
 
 /// Writes `path` through a temporary file, fsync and rename.
