@@ -150,6 +150,64 @@ fn resume_continues_bit_identically() {
 }
 
 #[test]
+fn bf16_on_the_cpu_trains_differently_from_fp32_and_resumes_bit_identically() {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("train_bf16");
+    let _ = std::fs::remove_dir_all(&root);
+    let args = set_args(&[
+        "total_step=6",
+        "warmup_step=1",
+        "save_verbose=3",
+        "frequent=1",
+        "verbose=0",
+        "seed=5",
+    ]);
+    let whole = write_config(&root.join("whole"), "amp_mode: bf16");
+    let out = train(&whole, &args);
+    let log = text(&out);
+    assert!(
+        log.contains("bf16 autocast on the CPU") || log.contains("without bf16 instructions"),
+        "{log}"
+    );
+    let fp32 = write_config(&root.join("fp32"), "amp_mode: fp32");
+    train(&fp32, &args);
+
+    let parts = write_config(&root.join("parts"), "amp_mode: bf16");
+    let mut first = args.clone();
+    first.extend_from_slice(&["--stop-after", "3"]);
+    train(&parts, &first);
+    let mut second = args.clone();
+    second.extend_from_slice(&["--resume", "auto"]);
+    train(&parts, &second);
+
+    let whole = losses(&root.join("whole/out"));
+    let parts = losses(&root.join("parts/out"));
+    let fp32 = losses(&root.join("fp32/out"));
+    assert_eq!(whole.len(), 6);
+    for (step, value) in &whole {
+        let total = value["total"].as_f64().unwrap();
+        assert!(total.is_finite(), "step {step}: loss {total}");
+        assert_eq!(
+            value["total"], parts[step]["total"],
+            "step {step} after resume"
+        );
+        assert_eq!(
+            value["analysis"], parts[step]["analysis"],
+            "step {step} after resume"
+        );
+    }
+    // The same weights and batches: bf16 matmuls round differently from the first step.
+    assert_ne!(
+        whole[&0]["total"], fp32[&0]["total"],
+        "bf16 changed nothing"
+    );
+    let (a, b) = (
+        whole[&0]["total"].as_f64().unwrap(),
+        fp32[&0]["total"].as_f64().unwrap(),
+    );
+    assert!((a - b).abs() < 0.05 * b.abs(), "bf16 {a} against fp32 {b}");
+}
+
+#[test]
 fn tensorboard_reads_the_event_files_and_training_learns() {
     let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("train_learns");
     let _ = std::fs::remove_dir_all(&root);
